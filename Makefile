@@ -1,0 +1,30 @@
+# Two entry points, each installing what it needs into .venv first:
+#   make report   the main job
+#   make test     the test suite (hypothesis profile "ci"; `make test-thorough` for the long one)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: report test test-thorough benchmark clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,notebooks]'
+	touch $(STAMP)
+
+report: $(STAMP)
+	$(BIN)/python -m derivatives
+
+test: $(STAMP)
+	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest
+
+test-thorough: $(STAMP)
+	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest
+
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/unrolled.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

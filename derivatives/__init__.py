@@ -1,0 +1,12 @@
+"""How a derivative is obtained: through unrolled SGD, by the implicit function theorem,
+or by finite differences."""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+from derivatives.finite_differences import central_difference_jacobian  # noqa: E402
+from derivatives.implicit import implicit_jacobian  # noqa: E402
+from derivatives.unrolled import MODES, unrolled  # noqa: E402
+
+__all__ = ["MODES", "central_difference_jacobian", "implicit_jacobian", "unrolled"]

@@ -1,0 +1,201 @@
+"""The interface every parametric problem implements, and the finite-sum machinery.
+
+A parametric problem is `min_x F(x, θ) = E_ξ[f_ξ(x, θ)]` with `F(·, θ)` strongly convex.
+Every generator in this package is a finite sum: the data set holds `n` samples and `ξ`
+is drawn uniformly from them, so `F(x, θ) = (1/n) Σ_i f_i(x, θ)`. Minibatches of size
+`b` are drawn i.i.d. with replacement, so the minibatch gradient at `x*` has
+`E‖∇ₓ f_B(x*)‖² = σ²/b` exactly.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any, Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+
+from problems._validation import as_theta, check_batch_size
+
+
+def problem_dataclass(cls):
+    """A frozen dataclass registered as a pytree.
+
+    Fields marked `static` (sizes, names, functions) are pytree metadata; all
+    other fields are leaves, so a problem passes through `jit` without being
+    recompiled for new data of the same shape.
+    """
+    cls = dataclasses.dataclass(frozen=True, repr=False)(cls)
+    return jax.tree_util.register_dataclass(cls)
+
+
+def static(**kwargs):
+    return dataclasses.field(metadata=dict(static=True), **kwargs)
+
+
+@problem_dataclass
+class Constants:
+    """The constants of a parametric problem at `θ`, for minibatches of size one.
+
+    - `mu`: strong convexity of `F(·, θ)` (global, unless listed in `estimated`).
+    - `L`: smoothness of every per-sample loss: `sup_{x, i} λ_max(∇²ₓₓ f_i(x, θ))`.
+    - `sigma2`: gradient noise at the solution, `σ² = E‖∇ₓ f_ξ(x*)‖²`.
+    - `sigma2_jac`: Jacobian noise at the solution,
+      `σ_J² = E‖∇²ₓₓ f_ξ(x*) J* + ∇²ₓθ f_ξ(x*)‖²_F` with `J* = ∂θ x*(θ)`.
+      (Its mean over ξ is zero: that is the implicit function theorem.)
+    - `hessian_lipschitz`: `sup_i` of the Lipschitz constant in `x` of
+      `∇²ₓₓ f_i(·, θ)`, in the operator norm.
+    - `cross_lipschitz`: `sup_i` of the Lipschitz constant in `x` of
+      `∇²ₓθ f_i(·, θ)`, in the Frobenius norm.
+    - `estimated`: the names of the constants that are estimates (for example
+      local values at `x*`) rather than exact; empty when all are exact.
+
+    For a minibatch of size `b` drawn with replacement, the noise terms are
+    `σ²/b` and `σ_J²/b`.
+    """
+
+    mu: Float[Array, ""]
+    L: Float[Array, ""]
+    sigma2: Float[Array, ""]
+    sigma2_jac: Float[Array, ""]
+    hessian_lipschitz: Float[Array, ""]
+    cross_lipschitz: Float[Array, ""]
+    estimated: tuple[str, ...] = static(default=())
+
+    def __repr__(self) -> str:
+        names = ("mu", "L", "sigma2", "sigma2_jac", "hessian_lipschitz", "cross_lipschitz")
+        body = ", ".join(
+            f"{n}={float(getattr(self, n)):.4g}{'~' if n in self.estimated else ''}"
+            for n in names
+        )
+        return f"Constants({body})"
+
+
+class Problem(Protocol):
+    """What `derivatives` and `rates` need from a parametric problem.
+
+    Shapes: `x` is `(d,)`, `θ` is `(p,)`, a Jacobian `∂θ x` is `(d, p)`.
+    """
+
+    dim: int
+    param_dim: int
+    theta0: Float[Array, " p"]
+
+    def sample(self, key: PRNGKeyArray, batch_size: int) -> PyTree: ...
+
+    def loss(self, x: Float[Array, " d"], theta: Float[Array, " p"], batch: PyTree) -> Float[Array, ""]: ...
+
+    def objective(self, x: Float[Array, " d"], theta: Float[Array, " p"]) -> Float[Array, ""]: ...
+
+    def solution(self, theta: Float[Array, " p"]) -> Float[Array, " d"]: ...
+
+    def solution_jacobian(self, theta: Float[Array, " p"]) -> Float[Array, "d p"]: ...
+
+    def constants(self, theta: Float[Array, " p"]) -> Constants: ...
+
+
+class FiniteSumProblem(abc.ABC):
+    """A problem whose data set is a pytree `data` with a leading axis of `n` samples.
+
+    Subclasses define the per-sample loss, the exact solution and Jacobian, and
+    the curvature constants; sampling, the minibatch loss, the objective and the
+    noise constants `σ²`, `σ_J²` (exact sums over the data set) are shared.
+    """
+
+    data: PyTree
+    theta0: Float[Array, " p"]
+    dim: int
+    name: str = "problem"
+
+    @property
+    def param_dim(self) -> int:
+        return int(self.theta0.shape[0])
+
+    @property
+    def n_samples(self) -> int:
+        return int(jax.tree_util.tree_leaves(self.data)[0].shape[0])
+
+    # --- what each problem defines -------------------------------------------------
+
+    @abc.abstractmethod
+    def per_sample_loss(self, x: Float[Array, " d"], theta: Float[Array, " p"], sample: PyTree) -> Float[Array, ""]:
+        """`f_ξ(x, θ)` for one sample `ξ` (a pytree without the batch axis)."""
+
+    @abc.abstractmethod
+    def _solution(self, theta: Float[Array, " p"]) -> Float[Array, " d"]: ...
+
+    @abc.abstractmethod
+    def _solution_jacobian(self, theta: Float[Array, " p"]) -> Float[Array, "d p"]: ...
+
+    @abc.abstractmethod
+    def _curvature(self, theta: Float[Array, " p"], x_star: Float[Array, " d"]) -> dict[str, Any]:
+        """`mu`, `L`, `hessian_lipschitz`, `cross_lipschitz` and `estimated`."""
+
+    def _check_theta_values(self, theta: np.ndarray) -> None:
+        """Raise `ValueError` if a concrete `θ` is outside the problem's domain."""
+
+    # --- shared ---------------------------------------------------------------------
+
+    def check_theta(self, theta) -> Float[Array, " p"]:
+        """`θ` as a float64 array of shape `(p,)`, with its domain checked when concrete."""
+        return as_theta(theta, self.param_dim, self._check_theta_values)
+
+    def sample(self, key: PRNGKeyArray, batch_size: int) -> PyTree:
+        """A minibatch of `batch_size` samples drawn uniformly with replacement."""
+        check_batch_size(batch_size)
+        index = jax.random.randint(key, (batch_size,), 0, self.n_samples)
+        return jax.tree_util.tree_map(lambda leaf: leaf[index], self.data)
+
+    def loss(self, x, theta, batch) -> Float[Array, ""]:
+        """Mean of `f_ξ(x, θ)` over the minibatch `batch` (leading batch axis)."""
+        return jnp.mean(jax.vmap(self.per_sample_loss, in_axes=(None, None, 0))(x, theta, batch))
+
+    def objective(self, x, theta) -> Float[Array, ""]:
+        """`F(x, θ)`: the mean loss over the whole data set."""
+        return self.loss(x, theta, self.data)
+
+    def solution(self, theta) -> Float[Array, " d"]:
+        """The exact minimiser `x*(θ)`."""
+        return self._solution(self.check_theta(theta))
+
+    def solution_jacobian(self, theta) -> Float[Array, "d p"]:
+        """The exact Jacobian `∂θ x*(θ)`, shape `(d, p)`."""
+        return self._solution_jacobian(self.check_theta(theta))
+
+    def constants(self, theta=None) -> Constants:
+        """The constants at `θ` (default `theta0`); see `Constants` for definitions."""
+        theta = self.check_theta(self.theta0 if theta is None else theta)
+        x_star = self._solution(theta)
+        jac_star = self._solution_jacobian(theta)
+        sigma2, sigma2_jac = noise_at_solution(self.per_sample_loss, self.data, x_star, jac_star, theta)
+        curvature = dict(self._curvature(theta, x_star))
+        estimated = tuple(curvature.pop("estimated", ()))
+        return Constants(sigma2=sigma2, sigma2_jac=sigma2_jac, estimated=estimated, **curvature)
+
+    def __repr__(self) -> str:
+        return f"{self.name}(n_samples={self.n_samples}, dim={self.dim}, param_dim={self.param_dim})"
+
+
+def noise_at_solution(per_sample_loss, data, x_star, jac_star, theta):
+    """`σ²` and `σ_J²` at the solution, summed exactly over a finite data set.
+
+    `σ² = mean_i ‖∇ₓ f_i(x*)‖²` and `σ_J² = mean_i ‖∇²ₓₓ f_i(x*) J* + ∇²ₓθ f_i(x*)‖²_F`.
+    The second term is the derivative in `θ` of `∇ₓ f_i(x*(θ), θ)`, obtained in one
+    forward-mode pass per column of `J*`.
+    """
+    grad_x = jax.grad(per_sample_loss, argnums=0)
+
+    def per_sample(sample):
+        def gradient_along_solution(theta_):
+            # x moves with θ along J*, so d/dθ of this is ∇²ₓₓf J* + ∇²ₓθf at x*.
+            return grad_x(x_star + jac_star @ (theta_ - theta), theta_, sample)
+
+        gradient = grad_x(x_star, theta, sample)
+        jac_term = jax.jacfwd(gradient_along_solution)(theta)
+        return jnp.sum(gradient**2), jnp.sum(jac_term**2)
+
+    grad_sq, jac_sq = jax.vmap(per_sample)(data)
+    return jnp.mean(grad_sq), jnp.mean(jac_sq)

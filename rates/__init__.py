@@ -1,0 +1,27 @@
+"""How fast SGD iterates and their derivatives converge: schedules, curves, bounds, verdicts."""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+from rates.schedules import (  # noqa: E402
+    Constant,
+    FromFunction,
+    PolynomialDecay,
+    Schedule,
+    as_schedule,
+    constant,
+    inverse_time,
+    polynomial_decay,
+)
+
+__all__ = [
+    "Constant",
+    "FromFunction",
+    "PolynomialDecay",
+    "Schedule",
+    "as_schedule",
+    "constant",
+    "inverse_time",
+    "polynomial_decay",
+]

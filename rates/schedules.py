@@ -1,0 +1,105 @@
+"""Step-size schedules `k ↦ α_k`, for k = 0, 1, 2, …
+
+Schedules are small pytrees: their parameters are leaves, so changing a step size
+does not recompile a jitted driver, and a schedule can be `vmap`ped over. They
+validate concrete arguments when built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, Int
+
+
+def _schedule(cls):
+    return jax.tree_util.register_dataclass(dataclasses.dataclass(frozen=True)(cls))
+
+
+def _positive(value, name: str):
+    if isinstance(value, jax.core.Tracer):
+        return value
+    array = np.asarray(value, dtype=np.float64)
+    if array.shape != () or not np.isfinite(array) or array <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(array)
+
+
+@_schedule
+class Constant:
+    """`α_k = alpha`."""
+
+    alpha: Float[Array, ""] | float
+
+    def __post_init__(self):
+        object.__setattr__(self, "alpha", _positive(self.alpha, "alpha (the step size)"))
+
+    def __call__(self, k: Int[Array, ""]) -> Float[Array, ""]:
+        return jnp.asarray(self.alpha, jnp.float64)
+
+
+@_schedule
+class PolynomialDecay:
+    """`α_k = a / (k + k0)^β` with `a > 0`, `k0 > 0`, `β ∈ (0, 1]`.
+
+    `β = 1` is `inverse_time`; `Σα_k = ∞` for every admissible β and `Σα_k² < ∞` iff β > ½.
+    """
+
+    a: Float[Array, ""] | float
+    k0: Float[Array, ""] | float
+    beta: Float[Array, ""] | float = 1.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "a", _positive(self.a, "a (the step-size scale)"))
+        object.__setattr__(self, "k0", _positive(self.k0, "k0 (the step-size offset)"))
+        beta = _positive(self.beta, "beta (the decay exponent)")
+        if not isinstance(beta, jax.core.Tracer) and beta > 1.0:
+            raise ValueError(f"beta (the decay exponent) must be in (0, 1], got {beta!r}")
+        object.__setattr__(self, "beta", beta)
+
+    def __call__(self, k: Int[Array, ""]) -> Float[Array, ""]:
+        return self.a / (k + jnp.asarray(self.k0, jnp.float64)) ** self.beta
+
+
+@_schedule
+class FromFunction:
+    """A user function `k ↦ α_k` as a schedule (recompiles when the function changes)."""
+
+    function: Callable = dataclasses.field(metadata=dict(static=True))
+
+    def __call__(self, k: Int[Array, ""]) -> Float[Array, ""]:
+        return jnp.asarray(self.function(k), jnp.float64)
+
+
+Schedule = Constant | PolynomialDecay | FromFunction
+
+
+def constant(alpha: float) -> Constant:
+    """The constant schedule `α_k = alpha`, alpha > 0."""
+    return Constant(alpha)
+
+
+def inverse_time(a: float, k0: float = 1.0) -> PolynomialDecay:
+    """`α_k = a / (k + k0)`, the decreasing schedule of SGD's `O(1/k)` rate."""
+    return PolynomialDecay(a, k0, 1.0)
+
+
+def polynomial_decay(a: float, k0: float = 1.0, beta: float = 1.0) -> PolynomialDecay:
+    """`α_k = a / (k + k0)^beta`, beta ∈ (0, 1]."""
+    return PolynomialDecay(a, k0, beta)
+
+
+def as_schedule(step_size) -> Schedule:
+    """A schedule from a number (constant), a schedule, or a function `k ↦ α_k`."""
+    if isinstance(step_size, (Constant, PolynomialDecay, FromFunction)):
+        return step_size
+    if isinstance(step_size, (numbers.Real, np.ndarray, jax.Array)) and not isinstance(step_size, bool):
+        return Constant(step_size)
+    if callable(step_size):
+        return FromFunction(step_size)
+    raise TypeError(f"step_size must be a number > 0, a schedule or a function k -> alpha_k, got {step_size!r}")
