@@ -16,6 +16,10 @@ def implicit_jacobian(problem, theta) -> Float[Array, "d p"]:
     `problem.solution` are used, so this is an independent check of each problem's
     closed-form `solution_jacobian`.
     """
-    theta = problem.check_theta(theta)
+    return _implicit_jacobian(problem, problem.check_theta(theta))
+
+
+@jax.jit
+def _implicit_jacobian(problem, theta):
     x_star = jax.lax.stop_gradient(problem.solution(theta))
     return implicit_function_jacobian(problem.objective, x_star, theta)

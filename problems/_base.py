@@ -159,24 +159,40 @@ class FiniteSumProblem(abc.ABC):
 
     def solution(self, theta) -> Float[Array, " d"]:
         """The exact minimiser `x*(θ)`."""
-        return self._solution(self.check_theta(theta))
+        return _solution(self, self.check_theta(theta))
 
     def solution_jacobian(self, theta) -> Float[Array, "d p"]:
         """The exact Jacobian `∂θ x*(θ)`, shape `(d, p)`."""
-        return self._solution_jacobian(self.check_theta(theta))
+        return _solution_jacobian(self, self.check_theta(theta))
 
     def constants(self, theta=None) -> Constants:
         """The constants at `θ` (default `theta0`); see `Constants` for definitions."""
-        theta = self.check_theta(self.theta0 if theta is None else theta)
-        x_star = self._solution(theta)
-        jac_star = self._solution_jacobian(theta)
-        sigma2, sigma2_jac = noise_at_solution(self.per_sample_loss, self.data, x_star, jac_star, theta)
-        curvature = dict(self._curvature(theta, x_star))
-        estimated = tuple(curvature.pop("estimated", ()))
-        return Constants(sigma2=sigma2, sigma2_jac=sigma2_jac, estimated=estimated, **curvature)
+        return _constants(self, self.check_theta(self.theta0 if theta is None else theta))
 
     def __repr__(self) -> str:
         return f"{self.name}(n_samples={self.n_samples}, dim={self.dim}, param_dim={self.param_dim})"
+
+
+# Jitted once per problem class and shape: a problem is a pytree, so new data of the
+# same shape reuses the compiled code.
+@jax.jit
+def _solution(problem, theta):
+    return problem._solution(theta)
+
+
+@jax.jit
+def _solution_jacobian(problem, theta):
+    return problem._solution_jacobian(theta)
+
+
+@jax.jit
+def _constants(problem, theta):
+    x_star = problem._solution(theta)
+    jac_star = problem._solution_jacobian(theta)
+    sigma2, sigma2_jac = noise_at_solution(problem.per_sample_loss, problem.data, x_star, jac_star, theta)
+    curvature = dict(problem._curvature(theta, x_star))
+    estimated = tuple(curvature.pop("estimated", ()))
+    return Constants(sigma2=sigma2, sigma2_jac=sigma2_jac, estimated=estimated, **curvature)
 
 
 def noise_at_solution(per_sample_loss, data, x_star, jac_star, theta):

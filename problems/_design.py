@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
 
+def check_conditioning(conditioning) -> float:
+    if not conditioning >= 1.0:
+        raise ValueError(f"conditioning must be >= 1, got {conditioning!r}")
+    return float(conditioning)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
 def gaussian_design(key, n_samples: int, n_features: int, conditioning: float = 1.0):
     """Gaussian features whose scales fall geometrically from 1 to `1/conditioning`.
 
     The population covariance then has condition number `conditioning²`.
     """
-    if not conditioning >= 1.0:
-        raise ValueError(f"conditioning must be >= 1, got {conditioning!r}")
     scales = jnp.geomspace(1.0, 1.0 / conditioning, n_features) if n_features > 1 else jnp.ones(1)
     return jax.random.normal(key, (n_samples, n_features)) * scales
 

@@ -18,13 +18,15 @@ noise term is `aᵢaᵢᵀJ* − aᵢgᵢᵀ = aᵢ(aᵢᵀJ* − gᵢᵀ)`. The
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
 from problems._base import FiniteSumProblem, problem_dataclass, static
-from problems._design import gaussian_design, gram, max_row_norm_squared
+from problems._design import check_conditioning, gaussian_design, gram, max_row_norm_squared
 from problems._validation import check_count
 
 INTERPOLATION_MODES = ("none", "double", "simple")
@@ -66,6 +68,20 @@ class LeastSquares(FiniteSumProblem):
         )
 
 
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
+def _draw_least_squares(key, n_samples, n_features, param_dim, interpolation, noise, conditioning):
+    keys = jax.random.split(key, 5)
+    features = gaussian_design(keys[0], n_samples, n_features, conditioning)
+    weights = jax.random.normal(keys[1], (n_features,))
+    theta0 = jnp.ones(param_dim)
+    generic_jac = jax.random.normal(keys[2], (n_samples, param_dim))
+    if interpolation == "none":
+        return features, features @ weights + noise * jax.random.normal(keys[3], (n_samples,)), generic_jac
+    if interpolation == "double":
+        return features, features @ weights, features @ jax.random.normal(keys[4], (n_features, param_dim))
+    return features, features @ weights - generic_jac @ theta0, generic_jac
+
+
 def least_squares(
     n_samples: int = 100,
     n_features: int = 5,
@@ -100,22 +116,11 @@ def least_squares(
             f"least_squares needs n_samples >= n_features ({reason}); got n_samples={n_samples}, "
             f"n_features={n_features} with interpolation={interpolation!r}"
         )
-    keys = jax.random.split(jax.random.key(seed), 5)
-    features = gaussian_design(keys[0], n_samples, n_features, conditioning)
-    if np.linalg.matrix_rank(np.asarray(features)) < n_features:
+    data = _draw_least_squares(
+        jax.random.key(seed), n_samples, n_features, param_dim, interpolation, noise, check_conditioning(conditioning)
+    )
+    if np.linalg.matrix_rank(np.asarray(data[0])) < n_features:
         raise ValueError("the drawn design is rank deficient; choose another seed or a smaller conditioning")
-    weights = jax.random.normal(keys[1], (n_features,))
-    theta0 = jnp.ones(param_dim)
-    generic_jac = jax.random.normal(keys[2], (n_samples, param_dim))
-    if interpolation == "none":
-        targets0 = features @ weights + noise * jax.random.normal(keys[3], (n_samples,))
-        target_jac = generic_jac
-    elif interpolation == "double":
-        targets0 = features @ weights
-        target_jac = features @ jax.random.normal(keys[4], (n_features, param_dim))
-    else:
-        targets0 = features @ weights - generic_jac @ theta0
-        target_jac = generic_jac
     return LeastSquares(
-        data=(features, targets0, target_jac), theta0=theta0, dim=n_features, interpolation=interpolation
+        data=data, theta0=jnp.ones(param_dim), dim=n_features, interpolation=interpolation
     )

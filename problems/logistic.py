@@ -17,12 +17,14 @@ Constants (exact suprema):
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from problems._base import FiniteSumProblem, problem_dataclass, static
-from problems._design import gaussian_design, max_row_norm_squared
+from problems._design import check_conditioning, gaussian_design, max_row_norm_squared
 from problems._newton import newton_minimise
 from problems._validation import as_matrix, check_count, check_positive
 
@@ -68,6 +70,15 @@ class LogisticRegression(FiniteSumProblem):
         check_positive(theta, "theta (the L2 penalty λ)")
 
 
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _draw_classification(key, n_samples, n_features, conditioning):
+    key_design, key_weights, key_labels = jax.random.split(key, 3)
+    features = gaussian_design(key_design, n_samples, n_features, conditioning)
+    weights = jax.random.normal(key_weights, (n_features,))
+    positive = jax.random.bernoulli(key_labels, jax.nn.sigmoid(features @ weights))
+    return features, jnp.where(positive, 1.0, -1.0)
+
+
 def logistic(
     n_samples: int = 200,
     n_features: int = 10,
@@ -87,13 +98,10 @@ def logistic(
     - `regularisation`: `θ₀ = (λ₀,)`, > 0.
     """
     if features is None:
-        n_samples = check_count(n_samples, "n_samples")
-        n_features = check_count(n_features, "n_features")
-        key_design, key_weights, key_labels = jax.random.split(jax.random.key(seed), 3)
-        features = gaussian_design(key_design, n_samples, n_features, conditioning)
-        weights = jax.random.normal(key_weights, (n_features,))
-        positive = jax.random.bernoulli(key_labels, jax.nn.sigmoid(features @ weights))
-        labels = jnp.where(positive, 1.0, -1.0)
+        features, labels = _draw_classification(
+            jax.random.key(seed), check_count(n_samples, "n_samples"), check_count(n_features, "n_features"),
+            check_conditioning(conditioning),
+        )
     else:
         features = as_matrix(features, "features")
         labels = jnp.asarray(labels, jnp.float64)

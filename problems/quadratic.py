@@ -17,6 +17,8 @@ All noises zero gives double interpolation; `grad_noise = 0` alone gives simple 
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
@@ -58,6 +60,34 @@ class Quadratic(FiniteSumProblem):
         )
 
 
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _draw_quadratic(key, dim, param_dim, n_samples, mu, L, grad_noise, jac_noise, hess_noise):
+    keys = jax.random.split(key, 5)
+    basis, _ = jnp.linalg.qr(jax.random.normal(keys[0], (dim, dim)))
+    spectrum = jnp.geomspace(mu, L / (1.0 + hess_noise), dim) if dim > 1 else jnp.array([mu])
+    mean_hessian = (basis * spectrum) @ basis.T
+    mean_hessian = 0.5 * (mean_hessian + mean_hessian.T)
+    theta0 = jnp.ones(param_dim)
+    sign = jnp.tile(jnp.array([1.0, -1.0]), n_samples // 2)
+
+    def centred(key, shape):
+        z = jax.random.normal(key, shape)
+        return z - z.mean(0)
+
+    mean_linear = jax.random.normal(keys[1], (dim,))
+    mean_linear_jac = jax.random.normal(keys[2], (dim, param_dim))
+    linear_jac = mean_linear_jac + jac_noise * centred(keys[3], (n_samples, dim, param_dim))
+    x_star0 = jnp.linalg.solve(mean_hessian, mean_linear + mean_linear_jac @ theta0)
+    # Cancel the θ₀- and Hessian-driven parts of ∇fᵢ(x*(θ₀)), leaving −g·zᵢ.
+    linear = (
+        mean_linear
+        + grad_noise * centred(keys[4], (n_samples, dim))
+        - (linear_jac - mean_linear_jac) @ theta0
+        + hess_noise * sign[:, None] * (mean_hessian @ x_star0)
+    )
+    return (sign, linear, linear_jac), mean_hessian
+
+
 def quadratic(
     dim: int = 10,
     param_dim: int = 2,
@@ -92,33 +122,13 @@ def quadratic(
         raise ValueError(f"need 0 < mu <= L / (1 + hess_noise) = {L / (1.0 + hess_noise):.6g}, got mu={mu!r}")
     if grad_noise < 0 or jac_noise < 0:
         raise ValueError("grad_noise and jac_noise must be >= 0")
-    keys = jax.random.split(jax.random.key(seed), 5)
-    basis, _ = jnp.linalg.qr(jax.random.normal(keys[0], (dim, dim)))
-    spectrum = jnp.geomspace(mu, L / (1.0 + hess_noise), dim) if dim > 1 else jnp.array([mu])
-    mean_hessian = (basis * spectrum) @ basis.T
-    mean_hessian = 0.5 * (mean_hessian + mean_hessian.T)
-    theta0 = jnp.ones(param_dim)
-    sign = jnp.tile(jnp.array([1.0, -1.0]), n_samples // 2)
-
-    def centred(key, shape):
-        z = jax.random.normal(key, shape)
-        return z - z.mean(0)
-
-    mean_linear = jax.random.normal(keys[1], (dim,))
-    mean_linear_jac = jax.random.normal(keys[2], (dim, param_dim))
-    linear_jac = mean_linear_jac + jac_noise * centred(keys[3], (n_samples, dim, param_dim))
-    x_star0 = jnp.linalg.solve(mean_hessian, mean_linear + mean_linear_jac @ theta0)
-    # Cancel the θ₀- and Hessian-driven parts of ∇fᵢ(x*(θ₀)), leaving −g·zᵢ.
-    linear = (
-        mean_linear
-        + grad_noise * centred(keys[4], (n_samples, dim))
-        - (linear_jac - mean_linear_jac) @ theta0
-        + hess_noise * sign[:, None] * (mean_hessian @ x_star0)
+    data, mean_hessian = _draw_quadratic(
+        jax.random.key(seed), dim, param_dim, n_samples, mu, L, grad_noise, jac_noise, hess_noise
     )
     return Quadratic(
-        data=(sign, linear, linear_jac),
+        data=data,
         mean_hessian=mean_hessian,
         hess_noise=jnp.asarray(hess_noise, jnp.float64),
-        theta0=theta0,
+        theta0=jnp.ones(param_dim),
         dim=dim,
     )

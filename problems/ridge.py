@@ -9,12 +9,14 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from problems._base import FiniteSumProblem, problem_dataclass, static
-from problems._design import gaussian_design, gram, max_row_norm_squared
+from problems._design import check_conditioning, gaussian_design, gram
 from problems._validation import as_matrix, check_count, check_positive
 
 
@@ -69,15 +71,20 @@ class RidgeRegression(FiniteSumProblem):
         check_positive(theta, "theta (the ridge penalty λ)" if self.tied else "theta (the per-feature penalties)")
 
 
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _draw_regression(key, n_samples, n_features, noise, conditioning):
+    key_design, key_weights, key_noise = jax.random.split(key, 3)
+    features = gaussian_design(key_design, n_samples, n_features, conditioning)
+    weights = jax.random.normal(key_weights, (n_features,))
+    return features, features @ weights + noise * jax.random.normal(key_noise, (n_samples,))
+
+
 def _regression_data(n_samples, n_features, noise, conditioning, seed, features, targets):
     if features is None:
-        n_samples = check_count(n_samples, "n_samples")
-        n_features = check_count(n_features, "n_features")
-        key_design, key_weights, key_noise = jax.random.split(jax.random.key(seed), 3)
-        features = gaussian_design(key_design, n_samples, n_features, conditioning)
-        weights = jax.random.normal(key_weights, (n_features,))
-        targets = features @ weights + noise * jax.random.normal(key_noise, (n_samples,))
-        return features, targets
+        return _draw_regression(
+            jax.random.key(seed), check_count(n_samples, "n_samples"), check_count(n_features, "n_features"),
+            noise, check_conditioning(conditioning),
+        )
     features = as_matrix(features, "features")
     targets = as_matrix(jnp.reshape(jnp.asarray(targets, jnp.float64), (-1, 1)), "targets", features.shape[0])[:, 0]
     return features, targets

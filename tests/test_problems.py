@@ -1,0 +1,221 @@
+"""Every generator: its solution, its Jacobian and its constants, each checked another way."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given
+
+import derivatives
+import problems
+from helpers import assert_minimiser, assert_relative_close, monte_carlo_agrees, relative_error
+from problems.strategies import EXACT_KINDS, log_cosh_ridge_loss, problems_and_thetas
+
+
+def default_problems():
+    base = problems.ridge(40, 4, seed=3)
+    return [
+        base,
+        problems.weighted_ridge(40, 4, seed=3),
+        problems.least_squares(40, 4, "none"),
+        problems.least_squares(40, 4, "double"),
+        problems.least_squares(40, 4, "simple"),
+        problems.logistic(40, 4, seed=3),
+        problems.quadratic(4, 2, n_samples=40),
+        problems.from_loss(log_cosh_ridge_loss, base.data, base.theta0, dim=4),
+    ]
+
+
+DEFAULTS = default_problems()
+IDS = [repr(p) for p in DEFAULTS]
+
+
+@given(problems_and_thetas())
+def test_solution_is_a_minimiser(drawn):
+    problem, theta = drawn
+    assert_minimiser(problem, theta, problem.solution(theta))
+
+
+@given(problems_and_thetas())
+def test_solution_jacobian_matches_implicit_function_theorem(drawn):
+    problem, theta = drawn
+    assert_relative_close(
+        problem.solution_jacobian(theta), derivatives.implicit_jacobian(problem, theta), 1e-8, "J* vs IFT"
+    )
+
+
+@given(problems_and_thetas())
+def test_solution_jacobian_matches_finite_differences(drawn):
+    problem, theta = drawn
+    step = 1e-5 * float(jnp.max(jnp.abs(theta)))
+    reference = derivatives.central_difference_jacobian(problem.solution, theta, step)
+    assert_relative_close(problem.solution_jacobian(theta), reference, 1e-6, "J* vs central differences")
+
+
+@jax.jit
+def smallest_curvature(problem, x, theta):
+    return jnp.linalg.eigvalsh(jax.hessian(problem.objective)(x, theta))[0]
+
+
+@jax.jit
+def largest_per_sample_curvature(problem, x, theta):
+    hessian = jax.hessian(problem.per_sample_loss)
+    return jnp.max(jax.vmap(lambda s: jnp.linalg.eigvalsh(hessian(x, theta, s))[-1])(problem.data))
+
+
+@given(problems_and_thetas(EXACT_KINDS))
+def test_mu_is_the_smallest_curvature(drawn):
+    """μ = λ_min(∇²F) at x* for quadratic objectives; for logistic μ = λ is the infimum
+    of the curvature, approached far from the origin."""
+    problem, theta = drawn
+    mu = float(problem.constants(theta).mu)
+    at_solution = float(smallest_curvature(problem, problem.solution(theta), theta))
+    if problem.name == "logistic":
+        assert mu <= at_solution
+        far = float(smallest_curvature(problem, 1e3 * jnp.ones(problem.dim), theta))
+        assert far == pytest.approx(mu, rel=1e-6)
+    else:
+        assert at_solution == pytest.approx(mu, rel=1e-9)
+
+
+@given(problems_and_thetas(EXACT_KINDS))
+def test_L_is_the_largest_per_sample_curvature(drawn):
+    """L = sup over samples and x of λ_max(∇²f_i); attained anywhere for quadratic losses
+    and at x = 0 (zero margins) for logistic."""
+    problem, theta = drawn
+    L = float(problem.constants(theta).L)
+    attained = float(largest_per_sample_curvature(problem, jnp.zeros(problem.dim), theta))
+    assert attained == pytest.approx(L, rel=1e-9)
+    at_solution = float(largest_per_sample_curvature(problem, problem.solution(theta), theta))
+    assert at_solution <= L * (1 + 1e-12)
+
+
+def single_sample_noise(problem, theta, key, num_draws, batch_size=1):
+    """Draws of ‖∇ₓf_B(x*)‖² and ‖∇²ₓₓf_B(x*)J* + ∇²ₓθf_B(x*)‖²_F through `sample` and `loss`."""
+    x_star, jac_star = problem.solution(theta), problem.solution_jacobian(theta)
+    grad = jax.grad(problem.loss)
+
+    def draw(k):
+        batch = problem.sample(k, batch_size)
+        hessian = jax.hessian(problem.loss)(x_star, theta, batch)
+        cross = jax.jacfwd(grad, argnums=1)(x_star, theta, batch)
+        return jnp.sum(grad(x_star, theta, batch) ** 2), jnp.sum((hessian @ jac_star + cross) ** 2)
+
+    return jax.jit(jax.vmap(draw))(jax.random.split(key, num_draws))
+
+
+NUM_DRAWS = 4000
+
+
+@pytest.mark.parametrize("problem", DEFAULTS, ids=IDS)
+def test_noise_constants_match_monte_carlo(problem):
+    """σ² and σ_J² against 4000 single-sample draws; each claim must lie within 5 standard
+    errors (false failure 5.7e-7 per claim), and the same draws reject the claim × 1.5."""
+    constants = problem.constants(problem.theta0)
+    grad_sq, jac_sq = single_sample_noise(problem, problem.theta0, jax.random.key(11), NUM_DRAWS)
+    for draws, claimed, name in ((grad_sq, constants.sigma2, "σ²"), (jac_sq, constants.sigma2_jac, "σ_J²")):
+        if float(claimed) < 1e-20:
+            assert float(jnp.max(draws)) < 1e-20, f"{name} claimed zero but draws are not"
+            continue
+        ok, message = monte_carlo_agrees(draws, claimed)
+        assert ok, f"{name}: {message}"
+        wrong_ok, wrong_message = monte_carlo_agrees(draws, 1.5 * claimed)
+        assert not wrong_ok, f"{name} × 1.5 was not rejected: {wrong_message}"
+
+
+def test_minibatch_noise_scales_as_one_over_batch_size():
+    """With replacement, E‖∇f_B(x*)‖² = σ²/b exactly; checked at b = 4 with 4000 draws."""
+    problem = problems.ridge(40, 4, seed=3)
+    constants = problem.constants()
+    grad_sq, jac_sq = single_sample_noise(problem, problem.theta0, jax.random.key(12), NUM_DRAWS, batch_size=4)
+    assert monte_carlo_agrees(grad_sq, constants.sigma2 / 4)[0]
+    assert monte_carlo_agrees(jac_sq, constants.sigma2_jac / 4)[0]
+    assert not monte_carlo_agrees(grad_sq, constants.sigma2)[0]
+
+
+@given(problems_and_thetas(("least_squares",)))
+def test_interpolation_modes_have_the_noise_they_claim(drawn):
+    problem, _ = drawn
+    constants = problem.constants(problem.theta0)
+    scale = float(constants.L) * float(jnp.sum(problem.solution(problem.theta0) ** 2) + 1.0)
+    scale_jac = float(constants.L) * float(jnp.sum(problem.solution_jacobian(problem.theta0) ** 2) + 1.0)
+    vanishes = {"none": (False, False), "double": (True, True), "simple": (True, False)}[problem.interpolation]
+    for value, reference, zero in zip((constants.sigma2, constants.sigma2_jac), (scale, scale_jac), vanishes):
+        if zero:
+            assert float(value) <= 1e-24 * reference**2 + 1e-28
+        else:
+            assert float(value) >= 1e-4 * reference
+
+
+def test_double_interpolation_holds_for_every_theta():
+    problem = problems.least_squares(30, 3, "double", param_dim=2)
+    for theta in (jnp.array([-2.0, 0.5]), jnp.array([10.0, 3.0])):
+        assert float(problem.constants(theta).sigma2) < 1e-24
+
+
+def test_simple_interpolation_loses_gradient_interpolation_away_from_theta0():
+    problem = problems.least_squares(30, 3, "simple", param_dim=2)
+    assert float(problem.constants(problem.theta0).sigma2) < 1e-24
+    assert float(problem.constants(problem.theta0 + 1.0).sigma2) > 1e-3
+
+
+def test_quadratic_has_the_prescribed_constants_and_noise_controls():
+    problem = problems.quadratic(6, 2, mu=0.05, L=3.0, hess_noise=0.5, grad_noise=0.0, jac_noise=0.2)
+    constants = problem.constants()
+    assert float(constants.mu) == pytest.approx(0.05, rel=1e-10)
+    assert float(constants.L) == pytest.approx(3.0, rel=1e-10)
+    assert float(constants.sigma2) < 1e-24
+    assert float(constants.sigma2_jac) > 1e-3
+    silent = problems.quadratic(6, 2, grad_noise=0.0, jac_noise=0.0, hess_noise=0.0).constants()
+    assert float(silent.sigma2) < 1e-24 and float(silent.sigma2_jac) < 1e-24
+
+
+def test_from_loss_labels_its_estimates():
+    problem = DEFAULTS[-1]
+    constants = problem.constants()
+    assert set(constants.estimated) == {"mu", "L", "hessian_lipschitz", "cross_lipschitz"}
+    assert "~" in repr(constants)
+    assert problems.ridge().constants().estimated == ()
+
+
+def test_from_loss_reproduces_a_closed_form_problem():
+    """Ridge written as a user loss: Newton + IFT agree with the closed forms."""
+    ridge = problems.ridge(40, 4, seed=5)
+    wrapped = problems.from_loss(ridge.per_sample_loss, ridge.data, ridge.theta0, dim=4)
+    assert_relative_close(wrapped.solution(ridge.theta0), ridge.solution(ridge.theta0), 1e-12, "x*")
+    assert_relative_close(wrapped.solution_jacobian(ridge.theta0), ridge.solution_jacobian(ridge.theta0), 1e-10, "J*")
+    ours, theirs = wrapped.constants(), ridge.constants()
+    for name in ("mu", "sigma2", "sigma2_jac"):
+        assert float(getattr(ours, name)) == pytest.approx(float(getattr(theirs, name)), rel=1e-9)
+
+
+def test_problems_are_pytrees_that_jit_without_recompiling_for_new_data():
+    traces = []
+
+    @jax.jit
+    def solve(problem):
+        traces.append(1)
+        return problem.solution(problem.theta0)
+
+    solve(problems.ridge(20, 3, seed=0))
+    solve(problems.ridge(20, 3, seed=1))
+    assert len(traces) == 1
+
+
+# --- negative checks: the comparison helpers catch what they must --------------------
+
+
+def test_helpers_catch_a_jacobian_with_one_sign_flipped():
+    problem = problems.weighted_ridge(40, 4, seed=3)
+    jac = problem.solution_jacobian(problem.theta0)
+    flipped = jac.at[0, 0].multiply(-1.0)
+    assert relative_error(flipped, derivatives.implicit_jacobian(problem, problem.theta0)) > 1e-3
+    with pytest.raises(AssertionError, match="relative error"):
+        assert_relative_close(flipped, derivatives.implicit_jacobian(problem, problem.theta0), 1e-8)
+
+
+@pytest.mark.parametrize("problem", DEFAULTS, ids=IDS)
+def test_helpers_catch_a_solution_perturbed_by_1e_6(problem):
+    x_star = problem.solution(problem.theta0)
+    with pytest.raises(AssertionError, match="not a minimiser"):
+        assert_minimiser(problem, problem.theta0, x_star + 1e-6)
