@@ -63,7 +63,7 @@ class PolynomialDecay:
         object.__setattr__(self, "beta", beta)
 
     def __call__(self, k: Int[Array, ""]) -> Float[Array, ""]:
-        return self.a / (k + jnp.asarray(self.k0, jnp.float64)) ** self.beta
+        return self.a / (jnp.asarray(k, jnp.float64) + self.k0) ** self.beta
 
 
 @_schedule
