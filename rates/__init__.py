@@ -4,6 +4,7 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
+from rates import bounds  # noqa: E402
 from rates.schedules import (  # noqa: E402
     Constant,
     FromFunction,
@@ -16,6 +17,7 @@ from rates.schedules import (  # noqa: E402
 )
 
 __all__ = [
+    "bounds",
     "Constant",
     "FromFunction",
     "PolynomialDecay",

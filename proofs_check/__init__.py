@@ -1,0 +1,19 @@
+"""Why the bounds hold: each lemma stated once in sympy and verified symbolically,
+with mutated claims that the same steps must reject.
+
+`rates` and the tests evaluate these same expressions numerically (via `lambdify`),
+so the theory has one source of truth.
+"""
+
+from proofs_check._certificate import Certificate, Verdict
+from proofs_check import gradient_descent
+
+CERTIFICATES = gradient_descent.CERTIFICATES
+
+
+def verify_all() -> list[Verdict]:
+    """Verify every certificate and its controls."""
+    return [certificate.verify() for certificate in CERTIFICATES]
+
+
+__all__ = ["CERTIFICATES", "Certificate", "Verdict", "gradient_descent", "verify_all"]

@@ -1,0 +1,60 @@
+"""The certificates verify, their mutants are rejected, and the bounds in `rates` are
+the certified expressions."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import proofs_check
+import rates
+from proofs_check import gradient_descent
+
+
+@pytest.mark.parametrize("certificate", proofs_check.CERTIFICATES, ids=lambda c: c.name)
+def test_certificate_verifies_and_rejects_every_mutant(certificate):
+    verdict = certificate.verify()
+    assert verdict.verified
+    assert verdict.controls_total >= 1
+    assert verdict.controls_rejected == verdict.controls_total
+
+
+def test_a_certificate_with_a_wrong_claim_fails():
+    wrong = gradient_descent.JACOBIAN_RECURSION.claim["bound"] * 2
+    assert not gradient_descent.JACOBIAN_RECURSION.holds({"bound": wrong})
+
+
+def test_rates_bound_evaluates_the_certified_expression():
+    bound = rates.bounds.GD_JACOBIAN
+    assert bound.expression is gradient_descent.JACOBIAN_RECURSION.claim["bound"]
+    values = dict(q=0.9, alpha=0.1, M=2.0, e_J0=1.5, e_x0=3.0, k=7.0)
+    direct = 0.9**7 * 1.5 + 0.1 * 2.0 * 7 * 0.9**6 * 3.0
+    assert float(bound(**values)) == pytest.approx(direct, rel=1e-14)
+    substituted = float(bound.expression.subs({sp.Symbol(n, **_assumptions(n)): v for n, v in values.items()}))
+    assert float(bound(**values)) == pytest.approx(substituted, rel=1e-14)
+    with pytest.raises(TypeError, match="takes exactly"):
+        bound(q=0.9)
+
+
+def _assumptions(name):
+    return {"integer": True, "nonnegative": True} if name == "k" else {"nonnegative": True}
+
+
+def test_command_line_reports_every_certificate(tmp_path):
+    out = tmp_path / "verdicts.json"
+    result = subprocess.run([sys.executable, "-m", "proofs_check", "--json", str(out)],
+                            capture_output=True, text=True, check=True)
+    for certificate in proofs_check.CERTIFICATES:
+        assert certificate.name in result.stdout
+    assert out.read_text().count('"verified": true') == len(proofs_check.CERTIFICATES)
+
+
+def test_gradient_descent_bounds_refuse_a_step_beyond_their_condition():
+    class C:
+        mu, L, hessian_lipschitz, cross_lipschitz = 0.1, 1.0, 0.0, 1.0
+
+    with pytest.raises(ValueError, match=r"step_size must be in \(0, 1/L\]"):
+        rates.bounds.gradient_descent_bounds(C, 1.5, 1.0, 1.0, 1.0, [1])
+    assert np.all(np.diff(rates.bounds.gradient_descent_bounds(C, 1.0, 1.0, 1.0, 1.0, [10, 20, 40])["jacobian"]) < 0)
