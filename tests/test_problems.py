@@ -219,3 +219,51 @@ def test_helpers_catch_a_solution_perturbed_by_1e_6(problem):
     x_star = problem.solution(problem.theta0)
     with pytest.raises(AssertionError, match="not a minimiser"):
         assert_minimiser(problem, problem.theta0, x_star + 1e-6)
+
+
+@jax.jit
+def lipschitz_quotients(problem, theta, x1, x2):
+    """max over samples of ‖∇²ₓₓfᵢ(x1) − ∇²ₓₓfᵢ(x2)‖_op / ‖x1 − x2‖ and of the Frobenius
+    norm of the change in ∇²ₓθfᵢ, over the same distance."""
+    hessian = jax.hessian(problem.per_sample_loss)
+    cross = jax.jacfwd(jax.grad(problem.per_sample_loss), argnums=1)
+    distance = jnp.linalg.norm(x1 - x2)
+
+    def per_sample(s):
+        return (jnp.linalg.norm(hessian(x1, theta, s) - hessian(x2, theta, s), ord=2),
+                jnp.linalg.norm(cross(x1, theta, s) - cross(x2, theta, s)))
+
+    hess_change, cross_change = jax.vmap(per_sample)(problem.data)
+    return jnp.max(hess_change) / distance, jnp.max(cross_change) / distance
+
+
+@given(problems_and_thetas(EXACT_KINDS))
+def test_lipschitz_constants_bound_every_difference_quotient(drawn):
+    problem, theta = drawn
+    c = problem.constants(theta)
+    points = jax.random.normal(jax.random.key(9), (4, 2, problem.dim)) * jnp.array([0.1, 1.0, 3.0, 10.0])[:, None, None]
+    for x1, x2 in points:
+        hess_quotient, cross_quotient = (float(v) for v in lipschitz_quotients(problem, theta, x1, x2))
+        assert hess_quotient <= float(c.hessian_lipschitz) * (1 + 1e-9) + 1e-12
+        assert cross_quotient <= float(c.cross_lipschitz) * (1 + 1e-9) + 1e-12
+
+
+def test_logistic_hessian_lipschitz_constant_is_attained():
+    """The supremum is approached along aᵢ for the sample of largest norm, at the margin
+    m* with σ(m*) = ½ + 1/(2√3), where |s'| is largest."""
+    problem = problems.logistic(30, 3, seed=1)
+    c = problem.constants()
+    features, labels = problem.data
+    i = int(jnp.argmax(jnp.sum(features**2, axis=1)))
+    a, y = features[i], labels[i]
+    m_star = float(jnp.log((0.5 + 0.5 / jnp.sqrt(3.0)) / (0.5 - 0.5 / jnp.sqrt(3.0))))
+    x = y * m_star * a / (a @ a)
+    step = 1e-6 * a / jnp.linalg.norm(a)
+    hess_quotient, _ = lipschitz_quotients(problem, problem.theta0, x + step, x - step)
+    assert float(hess_quotient) == pytest.approx(float(c.hessian_lipschitz), rel=1e-6)
+
+
+def test_ridge_cross_lipschitz_constant_is_attained():
+    problem = problems.weighted_ridge(20, 3)
+    _, cross_quotient = lipschitz_quotients(problem, problem.theta0, jnp.zeros(3), jnp.array([1.0, -2.0, 0.5]))
+    assert float(cross_quotient) == pytest.approx(float(problem.constants().cross_lipschitz), rel=1e-12)
