@@ -29,3 +29,19 @@ def derivative_step(problem, theta, batch, x, jac, alpha):
     hessian = jax.hessian(problem.loss, argnums=0)(x, theta, batch)
     cross = jax.jacfwd(jax.grad(problem.loss, argnums=0), argnums=1)(x, theta, batch)
     return jac - alpha * (hessian @ jac + cross)
+
+
+def tangent_step(problem, theta, batch, x, jac, alpha):
+    """One SGD step and its forward-mode derivative: `J_{k+1} = ∂ₓstep·J_k + ∂θstep`.
+
+    The same recursion as `derivative_step`, but through p Jacobian-vector products
+    of the gradient, which never form the d×d Hessian (a rank-b minibatch Hessian
+    costs O(b·d·p) per step instead of O(d²p)).
+    """
+    def step(x_, theta_):
+        return sgd_step(problem, theta_, batch, x_, alpha)
+
+    x_next, push_forward = jax.linearize(step, x, theta)
+    basis = jnp.eye(theta.shape[0], dtype=jac.dtype)
+    jac_next = jax.vmap(push_forward, in_axes=(1, 0), out_axes=1)(jac, basis)
+    return x_next, jac_next

@@ -6,9 +6,9 @@ so the theory has one source of truth.
 """
 
 from proofs_check._certificate import Certificate, Verdict
-from proofs_check import gradient_descent
+from proofs_check import gradient_descent, sgd
 
-CERTIFICATES = gradient_descent.CERTIFICATES
+CERTIFICATES = gradient_descent.CERTIFICATES + sgd.CERTIFICATES
 
 
 def verify_all() -> list[Verdict]:
@@ -16,4 +16,4 @@ def verify_all() -> list[Verdict]:
     return [certificate.verify() for certificate in CERTIFICATES]
 
 
-__all__ = ["CERTIFICATES", "Certificate", "Verdict", "gradient_descent", "verify_all"]
+__all__ = ["CERTIFICATES", "Certificate", "Verdict", "gradient_descent", "sgd", "verify_all"]
