@@ -4,7 +4,9 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-from rates import bounds  # noqa: E402
+from rates import bounds, fit, verdict  # noqa: E402
+from rates.curves import Curves, error_curves  # noqa: E402
+from rates.verdict import check  # noqa: E402
 from rates.schedules import (  # noqa: E402
     Constant,
     FromFunction,
@@ -17,7 +19,12 @@ from rates.schedules import (  # noqa: E402
 )
 
 __all__ = [
+    "Curves",
     "bounds",
+    "error_curves",
+    "fit",
+    "verdict",
+    "check",
     "Constant",
     "FromFunction",
     "PolynomialDecay",

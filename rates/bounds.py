@@ -82,6 +82,10 @@ SGD_DECREASING_JACOBIAN = Bound(sgd.DECREASING_STEP_JACOBIAN, sgd.DECREASING_JAC
 SGD_DECREASING_JACOBIAN_LOG = Bound(sgd.DECREASING_STEP_JACOBIAN_LOG, sgd.DECREASING_JACOBIAN_LOG)
 
 
+# Step sizes computed as a/k0 with k0 = 2aL land on 1/(2L) up to rounding.
+_ROUNDING = 1.0 + 1e-12
+
+
 @dataclasses.dataclass(frozen=True)
 class SGDBounds:
     """Bounds on `E‖x_k − x*‖²` and `E‖J_k − J*‖²_F` at the given steps, with the names of
@@ -122,7 +126,7 @@ def sgd_bounds(constants, schedule, *, batch_size: int, x0_error_sq: float, jac0
     steps = np.asarray(steps, dtype=np.float64)
     if isinstance(schedule, Constant):
         alpha = float(schedule.alpha)
-        if not alpha <= 0.5 / L:
+        if not alpha <= 0.5 / L * _ROUNDING:
             raise ValueError(f"step_size must be <= 1/(2L) = {0.5 / L:.6g} for the SGD bounds, got {alpha:.6g}")
         values = dict(common, alpha=alpha, k=steps)
         iterate = SGD_CONSTANT_ITERATE(**{n: values[n] for n in SGD_CONSTANT_ITERATE.arguments})
@@ -131,7 +135,7 @@ def sgd_bounds(constants, schedule, *, batch_size: int, x0_error_sq: float, jac0
                          f"alpha = {alpha:.4g} <= 1/(2L) = {0.5 / L:.4g}")
     if isinstance(schedule, PolynomialDecay) and float(schedule.beta) == 1.0:
         a, k0 = float(schedule.a), float(schedule.k0)
-        if not a / k0 <= 0.5 / L:
+        if not a / k0 <= 0.5 / L * _ROUNDING:
             raise ValueError(f"step_size a/k0 must be <= 1/(2L) = {0.5 / L:.6g} for the SGD bounds, got {a / k0:.6g}")
         if not a * mu > 1.0:
             raise ValueError(f"step_size needs a·mu > 1 for the decreasing-step bounds, got a·mu = {a * mu:.4g}")

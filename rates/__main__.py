@@ -1,0 +1,25 @@
+"""`python -m rates report --out DIR [--quick]`: the rate report."""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rates", description="Rate checks for SGD and its derivatives.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    report = commands.add_parser("report", help="run every regime and write report.md, results.json and figures")
+    report.add_argument("--out", type=pathlib.Path, required=True, help="output directory")
+    report.add_argument("--quick", action="store_true", help="fewer seeds and steps (a few minutes)")
+    args = parser.parse_args(argv)
+    if args.command == "report":
+        from rates.report import write_report
+
+        return 0 if write_report(args.out, args.quick) else 1
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Figures of the rate report, in the layout of the paper's Figure 1: one column per
+regime, suboptimality on top and the derivative error below, bounds overlaid."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+TITLES = {
+    "constant": "constant step",
+    "decreasing": "decreasing step a/(k+k0)",
+    "double_interpolation": "double interpolation",
+    "simple_interpolation": "simple interpolation",
+}
+
+
+def _band(axis, steps, mean, standard_error, color, label):
+    axis.plot(steps, mean, color=color, lw=1.8, label=label)
+    lower = np.maximum(mean - 2 * standard_error, mean * 1e-3)
+    axis.fill_between(steps, lower, mean + 2 * standard_error, color=color, alpha=0.2, lw=0)
+
+
+def regime_figure(results, path, title: str) -> None:
+    """`results`: a list of `RegimeResult`, one column each."""
+    fig, axes = plt.subplots(2, len(results), figsize=(4.2 * len(results), 7.0), squeeze=False)
+    for column, result in enumerate(results):
+        curves, bounds = result.curves, result.bounds
+        exponential = result.regime.kind.endswith("interpolation")
+        steps = np.maximum(curves.steps, 1) if not exponential else curves.steps
+        top, bottom = axes[0, column], axes[1, column]
+        _band(top, steps, curves.suboptimality, curves.suboptimality_se, "C0", "F(x_k) − F(x*)")
+        top.plot(steps, result.suboptimality_bound, "k--", lw=1.2, label=f"(L/2)·{bounds.iterate_certificate}")
+        _band(bottom, steps, curves.jacobian_error, curves.jacobian_error_se, "C3", "E‖J_k − J*‖²_F")
+        bottom.plot(steps, bounds.jacobian, "k--", lw=1.2, label=bounds.jacobian_certificate)
+        for name, values in bounds.jacobian_alternatives.items():
+            bottom.plot(steps, values, "k:", lw=1.2, label=name)
+        if exponential:
+            bottom.axhline(result.floors["jacobian_error"], color="0.5", ls=":", lw=1, label="float64 resolution")
+        for axis in (top, bottom):
+            axis.set_yscale("log")
+            if not exponential:
+                axis.set_xscale("log")
+            axis.grid(True, which="major", alpha=0.3)
+            axis.legend(fontsize=7, loc="lower left")
+            axis.set_xlabel("k")
+        verdict = "pass" if result.passed else "FAIL"
+        top.set_title(f"{result.regime.name}\n{result.problem_name.split('(')[0]} · {verdict}", fontsize=10)
+    axes[0, 0].set_ylabel("suboptimality (mean over seeds)")
+    axes[1, 0].set_ylabel("derivative error (mean over seeds)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def sweep_figure(sweep: dict, path) -> None:
+    """Plateaus against the step size, log–log, with the bound's plateau."""
+    fig, axis = plt.subplots(figsize=(5.5, 4.2))
+    sizes = np.asarray(sweep["step_sizes"])
+    for quantity, color in (("iterate", "C0"), ("jacobian", "C3")):
+        slope = sweep[f"{quantity}_plateau_slope"]
+        axis.errorbar(sizes, sweep[f"{quantity}_plateau"], yerr=2 * np.asarray(sweep[f"{quantity}_plateau_se"]),
+                      fmt="o-", color=color, label=f"{quantity} plateau (slope {slope[1]:.2f} [{slope[0]:.2f}, {slope[2]:.2f}])")
+        axis.plot(sizes, sweep[f"{quantity}_plateau_bound"], "--", color=color, lw=1, label=f"{quantity} bound at K")
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel("step size α")
+    axis.set_ylabel("mean squared error at the plateau")
+    axis.set_title("Constant steps: the noise ball scales with α")
+    axis.grid(True, alpha=0.3)
+    axis.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
