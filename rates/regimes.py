@@ -75,7 +75,7 @@ class Settings:
 
 
 QUICK = Settings(num_seeds=32, constant_steps=20_000, decreasing_steps=100_000, interpolation_steps=5_000)
-FULL = Settings(num_seeds=64, constant_steps=50_000, decreasing_steps=500_000, interpolation_steps=10_000)
+FULL = Settings(num_seeds=128, constant_steps=100_000, decreasing_steps=2_000_000, interpolation_steps=10_000)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,13 +139,19 @@ def _judge(kind, curves: Curves, bounds, constants, schedule, floors):
                                               claimed_slope=-1.0, fit_from=start, floor=floors["jacobian_error"])
         window = rate_verdict.past_start(steps, *jacobian, start=start)
         power_log = rate_fit.fit_power_log(*window, start=start) if window[0].size >= rate_verdict.MIN_FIT_POINTS else None
-        log_holds, log_worst = rate_verdict.bound_holds(*jacobian, next(iter(bounds.jacobian_alternatives.values())),
-                                                        floor=floors["jacobian_error"])
+        log_name, log_bound = next(iter(bounds.jacobian_alternatives.items()))
+        log_holds, log_worst = rate_verdict.bound_holds(*jacobian, log_bound, floor=floors["jacobian_error"])
         fitted = {"iterate_slope": _listed(iterate_verdict.fitted_slope),
                   "jacobian_slope": _listed(jacobian_verdict.fitted_slope),
                   "jacobian_power_log": {"a": list(power_log.a) if power_log else None,
                                          "b": list(power_log.b) if power_log else None},
-                  "jacobian_log_bound_holds": log_holds, "jacobian_log_bound_worst_ratio": log_worst}
+                  "jacobian_log_bound_holds": log_holds, "jacobian_log_bound_worst_ratio": log_worst,
+                  "jacobian_bound_slopes": {name: _bound_slope(steps, values, start) for name, values in
+                                            ((bounds.jacobian_certificate, bounds.jacobian), (log_name, log_bound))}}
+        measured = jacobian_verdict.fitted_slope
+        fitted["jacobian_rate_matches"] = [name for name, slope in fitted["jacobian_bound_slopes"].items()
+                                           if measured is not None and slope is not None
+                                           and measured[0] <= slope <= measured[2]]
         return [iterate_verdict, jacobian_verdict], fitted
     # Constant steps: the tail, after 10/(αμ) steps, is a plateau (slope 0) unless it interpolates.
     start = 10.0 / (float(schedule.alpha) * float(constants.mu))
@@ -162,6 +168,15 @@ def _judge(kind, curves: Curves, bounds, constants, schedule, floors):
             verdicts.append(_floor("jacobian_error", steps, *jacobian, bounds.jacobian, start, floors["jacobian_error"]))
     fitted = {f"{v.quantity.split('_')[0]}_slope": _listed(v.fitted_slope) for v in verdicts}
     return verdicts, fitted
+
+
+def _bound_slope(steps, bound, start):
+    """The log–log slope a bound itself has over the fitting window: `O(1/k)` has −1 there,
+    `O(log(k)²/k)` has −1 + 2/log k on average, visibly shallower."""
+    window = rate_verdict.past_start(steps, bound, start=start)
+    if window[0].size < rate_verdict.MIN_FIT_POINTS:
+        return None
+    return float(rate_fit.fit_power_law(*window, start=start).slope[1])
 
 
 def _listed(interval):

@@ -94,6 +94,16 @@ def polynomial_decay(a: float, k0: float = 1.0, beta: float = 1.0) -> Polynomial
     return PolynomialDecay(a, k0, beta)
 
 
+def accuracy(eta0: float, r: float, scale: float = 1.0) -> PolynomialDecay:
+    """The accuracy-coefficient schedule of smoothing, `η_k = η₀·(scale/(k + 1))^r`, r ∈ (0, 1].
+
+    `scale = 1` gives `η₀ (k + 1)^(−r)`; `scale = 4000` is the schedule of the
+    Diagonalisation SGD experiments, `η·(4000/(k + 1))^r`.
+    """
+    return PolynomialDecay(_positive(eta0, "eta0 (the initial accuracy coefficient)")
+                           * _positive(scale, "scale") ** r, 1.0, r)
+
+
 def as_schedule(step_size) -> Schedule:
     """A schedule from a number (constant), a schedule, or a function `k ↦ α_k`."""
     if isinstance(step_size, (Constant, PolynomialDecay, FromFunction)):

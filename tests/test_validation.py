@@ -77,6 +77,8 @@ def test_nonpositive_step_size_is_rejected(step_size):
         (lambda: rates.inverse_time(1.0, 0.0), "k0 .*> 0"),
         (lambda: rates.polynomial_decay(1.0, 1.0, 1.5), r"beta .*\(0, 1\]"),
         (lambda: rates.as_schedule("fast"), "step_size must be"),
+        (lambda: rates.accuracy(0.0, 0.5), "eta0 .*> 0"),
+        (lambda: rates.accuracy(1.0, 1.5), r"beta .*\(0, 1\]"),
     ],
 )
 def test_bad_schedules_are_rejected(make, match):
@@ -125,3 +127,5 @@ def test_schedules_evaluate_inside_jit_without_recompiling():
     np.testing.assert_allclose(first_steps(rates.inverse_time(3.0, 3.0)), [1.0, 0.75, 0.6], rtol=1e-15)
     np.testing.assert_allclose(first_steps(rates.constant(0.3)), [0.3] * 3, rtol=1e-15)
     assert len(traces) == 2  # one trace per schedule class, not per value
+    np.testing.assert_allclose(first_steps(rates.accuracy(0.1, 0.5, scale=4000.0)),
+                               0.1 * (4000.0 / np.arange(1, 4)) ** 0.5, rtol=1e-14)
