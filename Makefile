@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: report test test-thorough benchmark clean
+.PHONY: report demo test test-thorough benchmark clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 report: $(STAMP)
+	$(BIN)/python -m rates report --out report
+
+demo: $(STAMP)
 	$(BIN)/python -m derivatives
 
 test: $(STAMP)

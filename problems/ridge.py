@@ -100,6 +100,7 @@ def ridge(
     seed: int = 0,
     features=None,
     targets=None,
+    tied: bool = True,
 ) -> RidgeRegression:
     """Ridge regression with θ = (λ,), on a Gaussian design or on given data.
 
@@ -110,37 +111,23 @@ def ridge(
     - `noise`: standard deviation of the target noise, `y = A w + noise·ε`.
     - `conditioning`: ratio of the largest to the smallest feature scale.
     - `features`, `targets`: an `(n, d)` design and `(n,)` targets to use instead.
+    - `tied`: `False` gives `weighted_ridge`, one penalty per feature.
 
-    **Returns:** a problem with `dim = d`, `param_dim = 1`.
-    """
-    features, targets = _regression_data(n_samples, n_features, noise, conditioning, seed, features, targets)
-    problem = RidgeRegression(
-        data=(features, targets), theta0=jnp.array([regularisation], jnp.float64), dim=features.shape[1], tied=True
-    )
-    problem.check_theta(problem.theta0)
-    return problem
-
-
-def weighted_ridge(
-    n_samples: int = 200,
-    n_features: int = 10,
-    *,
-    regularisation: float = 0.1,
-    noise: float = 0.5,
-    conditioning: float = 1.0,
-    seed: int = 0,
-    features=None,
-    targets=None,
-) -> RidgeRegression:
-    """Ridge regression with one penalty per feature: θ ∈ Rᵈ, all entries > 0.
-
-    The hypergradient setting with many hyperparameters. Arguments as for `ridge`;
-    `θ₀ = regularisation · 1`.
+    **Returns:** a problem with `dim = d`, `param_dim = 1` (d when not tied).
     """
     features, targets = _regression_data(n_samples, n_features, noise, conditioning, seed, features, targets)
     d = features.shape[1]
-    problem = RidgeRegression(
-        data=(features, targets), theta0=jnp.full(d, regularisation, jnp.float64), dim=d, tied=False
-    )
+    theta0 = jnp.full(1 if tied else d, regularisation, jnp.float64)
+    problem = RidgeRegression(data=(features, targets), theta0=theta0, dim=d, tied=tied)
     problem.check_theta(problem.theta0)
     return problem
+
+
+def weighted_ridge(n_samples: int = 200, n_features: int = 10, **options) -> RidgeRegression:
+    """Ridge regression with one penalty per feature: θ ∈ Rᵈ, all entries > 0.
+
+    The hypergradient setting with many hyperparameters. `options` are those of `ridge`
+    (`regularisation`, `noise`, `conditioning`, `seed`, `features`, `targets`);
+    `θ₀ = regularisation · 1`.
+    """
+    return ridge(n_samples, n_features, tied=False, **options)

@@ -305,15 +305,9 @@ def plateau_slope(step_sizes, plateaus, plateau_errors=None, *, confidence=0.95,
     if step_sizes.size < 3:
         raise ValueError(f"step_sizes must hold at least 3 step sizes to fit a slope, got {step_sizes.size}")
     order = np.argsort(step_sizes)
-    plateaus = _vector(plateaus, "plateaus")
-    if plateaus.shape != step_sizes.shape:
-        raise ValueError(f"plateaus must have the shape of step_sizes {step_sizes.shape}, got {plateaus.shape}")
+    plateaus = _vector_like(plateaus, "plateaus", step_sizes, "step_sizes")
     if plateau_errors is not None:
-        plateau_errors = _vector(plateau_errors, "plateau_errors")
-        if plateau_errors.shape != step_sizes.shape:
-            raise ValueError(f"plateau_errors must have the shape of step_sizes {step_sizes.shape}, "
-                             f"got {plateau_errors.shape}")
-        plateau_errors = plateau_errors[order]
+        plateau_errors = _vector_like(plateau_errors, "plateau_errors", step_sizes, "step_sizes")[order]
     step_sizes = step_sizes[order]
     if np.any(np.diff(step_sizes) == 0):
         raise ValueError(f"step_sizes must be distinct, got {step_sizes}")
@@ -372,9 +366,7 @@ def _window(steps, start, minimum):
 
 def _curve(steps, values, standard_errors):
     steps = _vector(steps, "steps")
-    values = _vector(values, "values")
-    if values.shape != steps.shape:
-        raise ValueError(f"values must have the shape of steps {steps.shape}, got {values.shape}")
+    values = _vector_like(values, "values", steps, "steps")
     if np.any(steps <= 0):
         raise ValueError(f"steps must be > 0, got {steps}")
     if np.any(np.diff(steps) <= 0):
@@ -382,14 +374,18 @@ def _curve(steps, values, standard_errors):
     if np.any(values <= 0):
         raise ValueError(f"values must be > 0 (they are fitted in log space), got {values}")
     if standard_errors is not None:
-        standard_errors = _vector(standard_errors, "standard_errors")
-        if standard_errors.shape != steps.shape:
-            raise ValueError(f"standard_errors must have the shape of steps {steps.shape}, "
-                             f"got {standard_errors.shape}")
+        standard_errors = _vector_like(standard_errors, "standard_errors", steps, "steps")
         if np.any(standard_errors <= 0):
             raise ValueError("standard_errors must be > 0 (pass None for noiseless curves), "
                              f"got {standard_errors}")
     return steps, values, standard_errors
+
+
+def _vector_like(array, name, reference, reference_name):
+    vector = _vector(array, name)
+    if vector.shape != reference.shape:
+        raise ValueError(f"{name} must have the shape of {reference_name} {reference.shape}, got {vector.shape}")
+    return vector
 
 
 def _vector(array, name):
