@@ -167,6 +167,9 @@ def _judge(kind, curves: Curves, bounds, constants, schedule, floors):
         else:
             verdicts.append(_floor("jacobian_error", steps, *jacobian, bounds.jacobian, start, floors["jacobian_error"]))
     fitted = {f"{v.quantity.split('_')[0]}_slope": _listed(v.fitted_slope) for v in verdicts}
+    if kind != "constant":
+        for name, (mean, _) in (("iterate", iterate), ("jacobian", jacobian)):
+            fitted[f"{name}_orders_of_magnitude"] = float(np.log10(mean[0] / mean[-1]))
     return verdicts, fitted
 
 

@@ -70,7 +70,7 @@ def markdown(results: list[RegimeResult], sweep: dict, settings: Settings, secon
         "(or (8ε)²·‖J*‖²_F) a measurement is rounding, and the bound is compared with that floor. Bounds and their proofs: `docs/theory.md`, "
         "certificates in `proofs_check/` (`python -m proofs_check`).",
         "",
-        "| regime | problem | quantity | bound (certificate) | worst ratio | fitted slope [95% CI] | claim | verdict |",
+        "| regime | problem | quantity | bound (certificate) | worst ratio | measured: fitted slope [95% CI] | claim | verdict |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
@@ -79,9 +79,12 @@ def markdown(results: list[RegimeResult], sweep: dict, settings: Settings, secon
                            else result.bounds.jacobian_certificate)
             claim = ("falls > 12 orders" if v.claimed_slope is None
                      else "plateau (slope 0)" if v.claimed_slope == 0.0 else f"slope {v.claimed_slope:g}")
+            orders = result.fitted.get(f"{v.quantity.split('_')[0]}_orders_of_magnitude")
+            measured = (f"fell {orders:.1f} orders" if v.fitted_slope is None and orders is not None
+                        else _interval(v.fitted_slope))
             lines.append(
                 f"| {result.regime.name} | {result.problem_name.split('(')[0]} | {v.quantity} | `{certificate}` | "
-                f"{v.worst_ratio:.3g} | {_interval(v.fitted_slope)} | {claim} | {'pass' if v.passed else '**fail**'} |"
+                f"{v.worst_ratio:.3g} | {measured} | {claim} | {'pass' if v.passed else '**fail**'} |"
             )
     lines += ["", "## Decreasing steps: which derivative bound is tight", "",
               "Both bounds are valid; the question is which has the measured rate. Over the fitting window "

@@ -4,8 +4,14 @@ A curve is the mean over S seeds of a squared error, with its standard error, at
 checkpoints `steps`. The bound is *held* when, at every checkpoint,
 `mean − z·se ≤ bound` (z = 3 by default: a true bound is declared violated at one
 checkpoint with probability at most Φ(−3) = 1.3e-3 under the normal approximation of
-the seed mean, so at most 4% over 32 checkpoints, less in practice because the bounds
-are rarely tight). The *rate* is consistent when the claimed log–log slope lies in the
+the seed mean).
+
+Calibration (1000 synthetic curves per cell, 31 checkpoints, per-seed values
+`bound(k)·χ²₂/2`, independent across checkpoints; `tests/test_rates.py` re-measures it):
+a bound exactly equal to the true mean everywhere, the worst case, is declared violated
+in 0.4% (S = 16), 0.6% (S = 32) and 0.3% (S = 64) of curves; a bound at half the true
+mean is caught in 97%, 100%, 100%; at a quarter, always; at 0.8 of the mean, in 9%,
+22%, 71%. Bounds that are loose are never declared violated. The *rate* is consistent when the claimed log–log slope lies in the
 confidence interval of the fitted slope (`rates.fit`, whose calibration is stated there).
 """
 
