@@ -29,14 +29,16 @@ def regime_figure(results, path, title: str) -> None:
     for column, result in enumerate(results):
         curves, bounds = result.curves, result.bounds
         exponential = result.regime.kind.endswith("interpolation")
-        steps = np.maximum(curves.steps, 1) if not exponential else curves.steps
+        # A log axis has no k = 0: drop that checkpoint rather than move it.
+        shown = slice(None) if exponential else slice(1, None)
+        steps = curves.steps[shown]
         top, bottom = axes[0, column], axes[1, column]
-        _band(top, steps, curves.suboptimality, curves.suboptimality_se, "C0", "F(x_k) − F(x*)")
-        top.plot(steps, result.suboptimality_bound, "k--", lw=1.2, label=f"(L/2)·{bounds.iterate_certificate}")
-        _band(bottom, steps, curves.jacobian_error, curves.jacobian_error_se, "C3", "E‖J_k − J*‖²_F")
-        bottom.plot(steps, bounds.jacobian, "k--", lw=1.2, label=bounds.jacobian_certificate)
+        _band(top, steps, curves.suboptimality[shown], curves.suboptimality_se[shown], "C0", "F(x_k) − F(x*)")
+        top.plot(steps, result.suboptimality_bound[shown], "k--", lw=1.2, label=f"(L/2)·{bounds.iterate_certificate}")
+        _band(bottom, steps, curves.jacobian_error[shown], curves.jacobian_error_se[shown], "C3", "E‖J_k − J*‖²_F")
+        bottom.plot(steps, bounds.jacobian[shown], "k--", lw=1.2, label=bounds.jacobian_certificate)
         for name, values in bounds.jacobian_alternatives.items():
-            bottom.plot(steps, values, "k:", lw=1.2, label=name)
+            bottom.plot(steps, values[shown], "k:", lw=1.2, label=name)
         if exponential:
             bottom.axhline(result.floors["jacobian_error"], color="0.5", ls=":", lw=1, label="float64 resolution")
         for axis in (top, bottom):

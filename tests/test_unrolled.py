@@ -160,3 +160,11 @@ def test_linear_rate_bound_is_violated_when_its_contraction_is_overstated():
     _, jac = derivatives.unrolled(problem, problem.theta0, jax.random.key(0), step_size=alpha, num_steps=80,
                                   batch_size=None)
     assert float(jnp.linalg.norm(jac - jac_star)) > float(bound["jacobian"][0])
+
+
+def test_implicit_jacobian_under_jit_and_vmap_over_thetas():
+    problem = problems.logistic(30, 3, seed=4)
+    thetas = problem.theta0 * jnp.array([[0.5], [1.0], [3.0]])
+    batched = jax.jit(jax.vmap(lambda t: derivatives.implicit_jacobian(problem, t)))(thetas)
+    for i in range(3):
+        assert_relative_close(batched[i], problem.solution_jacobian(thetas[i]), 1e-10, "vmapped IFT")
