@@ -119,10 +119,18 @@ CONSTANT_STEP_JACOBIAN = Certificate(
 )
 
 # --- decreasing steps α_k = a/(k + k0), with aμ = 1 + g > 1 and a/k0 ≤ 1/(2L) --------------
+# Each bound is built by a function of the claim its certificate verifies, so that the
+# expression `rates` evaluates is traceable to the certified claim (tests/test_proofs_check.py).
 
 NOISE_U = 2 * a**2 * sigma2 / b
-C_ITERATE = sp.Max(k0 * u0, NOISE_U / (a * mu - 1))
-DECREASING_ITERATE = C_ITERATE / (k + k0)
+
+
+def decreasing_iterate(noise_constant):
+    """`max(k0 u0, noise_constant)/(k + k0)`; certified for `noise_constant = 2a²σ²/(b(aμ − 1))`."""
+    return sp.Max(k0 * u0, noise_constant) / (k + k0)
+
+
+DECREASING_ITERATE = decreasing_iterate(NOISE_U / (a * mu - 1))
 
 
 def _iterate_induction(claim):
@@ -172,7 +180,14 @@ def _jacobian_induction(claim):
     return is_zero(sp.expand(gap * t**2 * (t + 1) - decomposition))
 
 
-DECREASING_JACOBIAN_RATE = sp.Max(k0 * v0, ROOT**2) / (k + k0)
+
+
+def decreasing_jacobian(root):
+    """`max(k0 v0, root²)/(k + k0)`; certified for `root = s*`."""
+    return sp.Max(k0 * v0, root**2) / (k + k0)
+
+
+DECREASING_JACOBIAN_RATE = decreasing_jacobian(ROOT)
 
 DECREASING_STEP_JACOBIAN = Certificate(
     name="sgd_decreasing_jacobian",
@@ -192,9 +207,15 @@ DECREASING_STEP_JACOBIAN = Certificate(
 # so √w_k ≤ √(k0 v0) + Σβ + √(Σγ), and Σ_{j<k} 1/(j + k0) ≤ ℓ_k = 1/k0 + log((k + k0)/k0).
 ELL = 1 / k0 + sp.log((k + k0) / k0)
 GAMMA = 4 * a**2 * (1 + 1 / k0) * (M**2 * C_u / k0 + sigma2_jac / b)
-DECREASING_JACOBIAN_LOG = (
-    sp.sqrt(k0 * v0) + a * M * sp.sqrt(C_u) * (1 + 1 / k0) * ELL + sp.sqrt(GAMMA * ELL)
-) ** 2 / (k + k0)
+
+
+def decreasing_jacobian_log(noise_root, ell):
+    """`(√(k0 v0) + aM√C_u(1 + 1/k0)ℓ_k + noise_root(Γℓ_k))²/(k + k0)`; certified for
+    `noise_root = √` and `ell = ℓ_k`."""
+    return (sp.sqrt(k0 * v0) + a * M * sp.sqrt(C_u) * (1 + 1 / k0) * ell + noise_root(GAMMA * ell)) ** 2 / (k + k0)
+
+
+DECREASING_JACOBIAN_LOG = decreasing_jacobian_log(sp.sqrt, ELL)
 
 
 def _square_root_induction(claim):

@@ -58,3 +58,40 @@ def test_gradient_descent_bounds_refuse_a_step_beyond_their_condition():
     with pytest.raises(ValueError, match=r"step_size must be in \(0, 1/L\]"):
         rates.bounds.gradient_descent_bounds(C, 1.5, 1.0, 1.0, 1.0, [1])
     assert np.all(np.diff(rates.bounds.gradient_descent_bounds(C, 1.0, 1.0, 1.0, 1.0, [10, 20, 40])["jacobian"]) < 0)
+
+
+SGD_BOUNDS = [rates.bounds.SGD_CONSTANT_ITERATE, rates.bounds.SGD_CONSTANT_JACOBIAN, rates.bounds.SGD_DECREASING_ITERATE,
+              rates.bounds.SGD_DECREASING_JACOBIAN, rates.bounds.SGD_DECREASING_JACOBIAN_LOG]
+
+
+def _built_from_claim(bound):
+    from proofs_check import sgd
+
+    claim = bound.certificate.claim
+    return {
+        "sgd_constant_iterates": lambda: claim["bound"],
+        "sgd_constant_jacobian": lambda: claim["bound"],
+        "sgd_decreasing_iterates": lambda: sgd.decreasing_iterate(claim["noise_constant"]),
+        "sgd_decreasing_jacobian": lambda: sgd.decreasing_jacobian(claim["root"]),
+        "sgd_decreasing_jacobian_log": lambda: sgd.decreasing_jacobian_log(claim["noise_root"], claim["ell"]),
+    }[bound.name]()
+
+
+@pytest.mark.parametrize("bound", SGD_BOUNDS, ids=lambda b: b.name)
+def test_each_report_bound_evaluates_what_its_certificate_verifies(bound):
+    """The expression `rates` evaluates is built from the claim its certificate verifies,
+    so an edit to the certified claim is an edit to the evaluated bound."""
+    assert bound.certificate in proofs_check.CERTIFICATES
+    assert bound.expression == _built_from_claim(bound)
+
+
+def test_changing_a_certified_constant_changes_the_evaluated_bound_and_fails_the_certificate():
+    from proofs_check import sgd
+
+    halved = sgd.constant_iterate(plateau=sgd.ITERATE_PLATEAU / 2)
+    assert not sgd.CONSTANT_STEP_ITERATES.holds({"bound": halved})
+    values = dict(alpha=0.01, mu=0.5, sigma2=2.0, b=1.0, u0=3.0, k=1e6)
+    original = float(rates.bounds.SGD_CONSTANT_ITERATE(**values))
+    edited = float(rates.bounds.Bound(sgd.CONSTANT_STEP_ITERATES, halved)(**values))
+    assert original == pytest.approx(2 * 0.01 * 2.0 / 0.5, rel=1e-9)
+    assert edited == pytest.approx(original / 2, rel=1e-9)
