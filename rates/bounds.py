@@ -49,6 +49,13 @@ def _lambdified(expression, symbols):
     return sp.lambdify(symbols, expression, modules="numpy")
 
 
+def coupling(constants, jac_star_norm: float) -> float:
+    """`M = L_H‖J*‖_F + L_C`: how fast the derivative recursion's fixed point moves with x.
+
+    `‖(∇²ₓₓf(x) − ∇²ₓₓf(x*))J* + ∇²ₓθf(x) − ∇²ₓθf(x*)‖_F ≤ M‖x − x*‖` (docs/theory.md)."""
+    return float(constants.hessian_lipschitz) * jac_star_norm + float(constants.cross_lipschitz)
+
+
 GD_ITERATE = Bound(gradient_descent.GD_CONTRACTION, gradient_descent.ITERATE_BOUND)
 GD_JACOBIAN = Bound(gradient_descent.JACOBIAN_RECURSION, gradient_descent.JACOBIAN_RECURSION.claim["bound"])
 
@@ -65,7 +72,7 @@ def gradient_descent_bounds(constants, step_size: float, x0_error: float, jac0_e
     if not 0 < step_size <= 1.0 / L:
         raise ValueError(f"step_size must be in (0, 1/L] = (0, {1.0 / L:.6g}] for these bounds, got {step_size}")
     q = 1.0 - step_size * mu
-    M = float(constants.hessian_lipschitz) * jac_star_norm + float(constants.cross_lipschitz)
+    M = coupling(constants, jac_star_norm)
     steps = np.asarray(steps, dtype=np.float64)
     return {
         "iterate": GD_ITERATE(q=q, e_x0=x0_error, k=steps),
@@ -121,7 +128,7 @@ def sgd_bounds(constants, schedule, *, batch_size: int, x0_error_sq: float, jac0
 
     mu, L = float(constants.mu), float(constants.L)
     common = dict(mu=mu, sigma2=float(constants.sigma2), sigma2_jac=float(constants.sigma2_jac), b=float(batch_size),
-                  M=float(constants.hessian_lipschitz) * jac_star_norm + float(constants.cross_lipschitz),
+                  M=coupling(constants, jac_star_norm),
                   u0=x0_error_sq, v0=jac0_error_sq)
     steps = np.asarray(steps, dtype=np.float64)
     if isinstance(schedule, Constant):
