@@ -6,9 +6,12 @@ so the theory has one source of truth.
 """
 
 from proofs_check._certificate import Certificate, Verdict
-from proofs_check import gradient_descent, sgd
+from proofs_check import contraction, densities, gradient_descent, sgd, smoothing
 
-CERTIFICATES = gradient_descent.CERTIFICATES + sgd.CERTIFICATES
+CERTIFICATES = (
+    gradient_descent.CERTIFICATES + sgd.CERTIFICATES + contraction.CERTIFICATES
+    + smoothing.CERTIFICATES + densities.CERTIFICATES
+)
 
 
 def verify_all() -> list[Verdict]:
@@ -16,4 +19,7 @@ def verify_all() -> list[Verdict]:
     return [certificate.verify() for certificate in CERTIFICATES]
 
 
-__all__ = ["CERTIFICATES", "Certificate", "Verdict", "gradient_descent", "sgd", "verify_all"]
+__all__ = [
+    "CERTIFICATES", "Certificate", "Verdict", "contraction", "densities", "gradient_descent", "sgd",
+    "smoothing", "verify_all",
+]

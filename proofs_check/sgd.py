@@ -118,6 +118,61 @@ CONSTANT_STEP_JACOBIAN = Certificate(
     ),
 )
 
+# --- interpolation: the constant-step bounds when the noise vanishes at the solution ------
+# Double interpolation (σ² = σ_J² = 0): both bounds fall exponentially, the iterates at rate
+# q = 1 − αμ and the derivatives at rate ρ = 1 − αμ/2 (the Young split costs half the rate).
+# Simple interpolation (σ² = 0 < σ_J²): the iterates still fall at rate q; the derivative
+# bound tends to the floor 8ασ_J²/(μb), proportional to the step.
+
+CROSS_OVER_GAP = (2 * alpha / mu + 4 * alpha**2) / (rho - q)  # = 4/μ² + 8α/μ
+DOUBLE_ENVELOPE = rho**k * (v0 + (4 / mu**2 + 8 * alpha / mu) * M**2 * u0)
+SIMPLE_FLOOR = 8 * alpha * sigma2_jac / (mu * b)
+
+
+def interpolation(iterate_rate=q, envelope=DOUBLE_ENVELOPE, floor=SIMPLE_FLOOR):
+    return {"iterate_rate": iterate_rate, "envelope": envelope, "floor": floor}
+
+
+def _iterates_exponential(claim):
+    """σ² = 0: the constant-step iterate bound is exactly `rate^k u0`."""
+    return is_zero(CONSTANT_ITERATE.subs(sigma2, 0) - claim["iterate_rate"] ** k * u0)
+
+
+def _jacobian_envelope(claim):
+    """σ² = σ_J² = 0: `envelope − bound = q^k (4/μ² + 8α/μ) M² u0`, and that remainder is ≥ 0.
+    The powers are named (`q^k = Q`, `ρ^k = R`) so that the remainder is linear in them."""
+    Q, R = sp.symbols("Q R", positive=True)
+    powers = {q**k: Q, rho**k: R}
+    remainder = sp.expand(claim["envelope"].subs(powers) - CONSTANT_JACOBIAN.subs({sigma2: 0, sigma2_jac: 0}).subs(powers))
+    coefficient = sp.simplify(sp.diff(remainder, Q))
+    return (not remainder.has(k)
+            and is_zero(remainder - coefficient * Q)
+            and is_zero(coefficient - CROSS_OVER_GAP * M**2 * u0)
+            and nonnegative_by_coefficients(coefficient, (alpha, mu, M, u0)))
+
+
+def _simple_floor(claim):
+    """σ² = 0: the derivative bound tends to the claimed floor as q^k, ρ^k → 0, and the floor
+    is not zero: the derivatives do not interpolate."""
+    limit = CONSTANT_JACOBIAN.subs(sigma2, 0).subs({q**k: 0, rho**k: 0})
+    return is_zero(limit - claim["floor"]) and claim["floor"].subs(sigma2_jac, 1) != 0
+
+
+INTERPOLATION = Certificate(
+    name="sgd_interpolation",
+    statement="constant step: sigma2 = 0 => u_k <= q^k u0; sigma2 = sigma2_jac = 0 => v_k <= rho^k (v0 + (4/mu^2 + "
+              "8 alpha/mu) M^2 u0), rho = 1 - alpha mu/2; sigma2 = 0 < sigma2_jac => v_k -> floor 8 alpha sigma2_jac/(mu b)",
+    claim=interpolation(),
+    steps=(_iterates_exponential, _jacobian_envelope, _simple_floor),
+    mutants=(
+        ("derivatives at the iterate rate q", interpolation(envelope=DOUBLE_ENVELOPE.subs(rho**k, q**k))),
+        ("envelope without the coupling term", interpolation(envelope=rho**k * v0)),
+        ("derivatives interpolate too: floor 0", interpolation(floor=sp.Integer(0))),
+        ("floor halved", interpolation(floor=SIMPLE_FLOOR / 2)),
+        ("iterates at rate rho", interpolation(iterate_rate=rho)),
+    ),
+)
+
 # --- decreasing steps α_k = a/(k + k0), with aμ = 1 + g > 1 and a/k0 ≤ 1/(2L) --------------
 # Each bound is built by a function of the claim its certificate verifies, so that the
 # expression `rates` evaluates is traceable to the certified claim (tests/test_proofs_check.py).
@@ -248,7 +303,24 @@ CERTIFICATES = (
     CONSTANT_STEP_ITERATES,
     YOUNG_SPLIT,
     CONSTANT_STEP_JACOBIAN,
+    INTERPOLATION,
     DECREASING_STEP_ITERATES,
     DECREASING_STEP_JACOBIAN,
     DECREASING_STEP_JACOBIAN_LOG,
 )
+
+_BOUND_OF_CLAIM = {
+    CONSTANT_STEP_ITERATES.name: lambda claim: claim["bound"],
+    CONSTANT_STEP_JACOBIAN.name: lambda claim: claim["bound"],
+    DECREASING_STEP_ITERATES.name: lambda claim: decreasing_iterate(claim["noise_constant"]),
+    DECREASING_STEP_JACOBIAN.name: lambda claim: decreasing_jacobian(claim["root"]),
+    DECREASING_STEP_JACOBIAN_LOG.name: lambda claim: decreasing_jacobian_log(claim["noise_root"], claim["ell"]),
+}
+
+
+def bound_expression(certificate: Certificate, claim=None) -> sp.Expr:
+    """The bound, as a function of k, that a certificate's claim defines (or that `claim`,
+    e.g. one of its mutants, would define): what `rates` evaluates numerically."""
+    if certificate.name not in _BOUND_OF_CLAIM:
+        raise ValueError(f"{certificate.name} does not certify a bound in k; those that do: {sorted(_BOUND_OF_CLAIM)}")
+    return _BOUND_OF_CLAIM[certificate.name](certificate.claim if claim is None else claim)

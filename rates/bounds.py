@@ -82,11 +82,12 @@ def gradient_descent_bounds(constants, step_size: float, x0_error: float, jac0_e
 
 # --- minibatch SGD (proofs_check/sgd.py, docs/theory.md) ---------------------------------
 
-SGD_CONSTANT_ITERATE = Bound(sgd.CONSTANT_STEP_ITERATES, sgd.CONSTANT_ITERATE)
-SGD_CONSTANT_JACOBIAN = Bound(sgd.CONSTANT_STEP_JACOBIAN, sgd.CONSTANT_JACOBIAN)
-SGD_DECREASING_ITERATE = Bound(sgd.DECREASING_STEP_ITERATES, sgd.DECREASING_ITERATE)
-SGD_DECREASING_JACOBIAN = Bound(sgd.DECREASING_STEP_JACOBIAN, sgd.DECREASING_JACOBIAN_RATE)
-SGD_DECREASING_JACOBIAN_LOG = Bound(sgd.DECREASING_STEP_JACOBIAN_LOG, sgd.DECREASING_JACOBIAN_LOG)
+SGD_CONSTANT_ITERATE = Bound(sgd.CONSTANT_STEP_ITERATES, sgd.bound_expression(sgd.CONSTANT_STEP_ITERATES))
+SGD_CONSTANT_JACOBIAN = Bound(sgd.CONSTANT_STEP_JACOBIAN, sgd.bound_expression(sgd.CONSTANT_STEP_JACOBIAN))
+SGD_DECREASING_ITERATE = Bound(sgd.DECREASING_STEP_ITERATES, sgd.bound_expression(sgd.DECREASING_STEP_ITERATES))
+SGD_DECREASING_JACOBIAN = Bound(sgd.DECREASING_STEP_JACOBIAN, sgd.bound_expression(sgd.DECREASING_STEP_JACOBIAN))
+SGD_DECREASING_JACOBIAN_LOG = Bound(sgd.DECREASING_STEP_JACOBIAN_LOG,
+                                    sgd.bound_expression(sgd.DECREASING_STEP_JACOBIAN_LOG))
 
 
 # Step sizes computed as a/k0 with k0 = 2aL land on 1/(2L) up to rounding.

@@ -10,6 +10,9 @@ Figure 1 of the paper, on `least_squares`:
 - `simple_interpolation`: σ² = 0 < σ_J² — iterates fall exponentially, derivatives
   stop at a floor proportional to the step.
 
+The interpolation claims (exponential rates, the floor `8ασ_J²/(μb)`) are those of the
+certificate `sgd_interpolation`, a specialisation of the constant-step bounds.
+
 Then `ridge` and `logistic` with θ = λ, constant and decreasing steps.
 """
 
@@ -21,6 +24,7 @@ from typing import Callable
 import numpy as np
 
 import problems
+from proofs_check import sgd as sgd_certificates
 from rates import bounds as rate_bounds
 from rates import fit as rate_fit
 from rates import verdict as rate_verdict
@@ -38,6 +42,11 @@ class Regime:
     kind: str
     make_problem: Callable[[], object]
     step_fraction: float = 0.5  # constant steps: α = step_fraction/L
+
+    @property
+    def claim_certificate(self) -> str | None:
+        """The certificate of the regime's claim where it is not the bound's own."""
+        return sgd_certificates.INTERPOLATION.name if self.kind.endswith("interpolation") else None
 
     def schedule(self, constants):
         L, mu = float(constants.L), float(constants.mu)

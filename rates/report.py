@@ -48,6 +48,7 @@ def regime_json(result: RegimeResult) -> dict:
         "jacobian_bound": bounds.jacobian.tolist(),
         "iterate_bound_certificate": bounds.iterate_certificate,
         "jacobian_bound_certificate": bounds.jacobian_certificate,
+        "claim_certificate": result.regime.claim_certificate,
         "jacobian_bound_alternatives": {name: values.tolist() for name, values in bounds.jacobian_alternatives.items()},
         "resolution_floors": result.floors,
         "fitted": result.fitted,
@@ -77,6 +78,8 @@ def markdown(results: list[RegimeResult], sweep: dict, settings: Settings, secon
         for v in result.verdicts:
             certificate = (result.bounds.iterate_certificate if v.quantity.startswith("iterate")
                            else result.bounds.jacobian_certificate)
+            if result.regime.claim_certificate:
+                certificate += f"`, `{result.regime.claim_certificate}"
             claim = ("falls > 12 orders" if v.claimed_slope is None
                      else "plateau (slope 0)" if v.claimed_slope == 0.0 else f"slope {v.claimed_slope:g}")
             orders = result.fitted.get(f"{v.quantity.split('_')[0]}_orders_of_magnitude")

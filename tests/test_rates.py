@@ -157,6 +157,16 @@ def test_report_writes_the_documented_files(tmp_path):
     assert len(sweep["step_sizes"]) == len(sweep["iterate_plateau"]) == len(sweep["jacobian_plateau"]) >= 3
     for name in ("report.md", "figure1.png", "ridge_logistic.png", "constant_step_sweep.png"):
         assert (tmp_path / name).stat().st_size > 0
+    # Every bound and claim in the report names a registered certificate.
+    import proofs_check
+
+    registered = {certificate.name for certificate in proofs_check.CERTIFICATES}
+    report = (tmp_path / "report.md").read_text()
+    for regime in results["regimes"].values():
+        named = [regime["iterate_bound_certificate"], regime["jacobian_bound_certificate"], regime["claim_certificate"]]
+        assert {name for name in named if name} <= registered
+        assert all(f"`{name}`" in report for name in named if name)
+    assert "`sgd_interpolation`" in report
 
 
 def synthetic_violation_rate(factor, num_seeds=32, trials=400, seed=0):

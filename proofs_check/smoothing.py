@@ -1,0 +1,397 @@
+"""Sigmoid smoothing of if-statements, and the schedules of Diagonalisation SGD.
+
+**Setting.** `σ(y) = 1/(1 + e^(−y))` and `σ_η(x) = σ(x/η)`, η > 0. An if-statement
+`if z ≥ 0 then a else b` is smoothed as `σ_η(z)a + (1 − σ_η(z))b`, and its guard is
+reparameterised, `z = θ + ε` with `ε ~ N(0, 1)`; φ is the standard normal density.
+
+**Claims and proofs** (one certificate each).
+
+1. `sigmoid_derivative_sup`: `σ_η' = σ_η(1 − σ_η)/η` and `sup|σ_η'| = 1/(4η)`, attained at 0,
+   because `1/4 − u(1 − u) = (u − 1/2)²`.
+2. `sigmoid_derivative_energy`: `∫_R σ_η'(x)² dx = 1/(6η)`. With `x = ηy` the integral is
+   `(1/η)∫σ'(y)² dy`; with `y = log p` the integrand becomes `p/(1 + p)⁴` on `(0, ∞)`,
+   whose integral is 1/6.
+3. `if_statement_variance`: the reparameterisation gradient is `g = (a − b)σ_η'(θ + ε)` and
+
+       E[g²] = (a − b)² ∫ σ_η'(x)² φ(x − θ) dx ≤ (a − b)² φ(0)/(6η) = (a − b)²/(6η√(2π)).
+
+   The order 1/η is exact: `η E[g²] = (a − b)² ∫ σ'(y)² φ(ηy − θ) dy → (a − b)² φ(θ)/6` as
+   η → 0 (dominated convergence, with dominating function `φ(0)σ'(y)²`; the pointwise limit
+   and the constant are certified, the exchange of limit and integral is the theorem). So
+   the bound is attained asymptotically at θ = 0. For `0 < η ≤ 1` there is also the
+   explicit lower bound `E[g²] ≥ (a − b)² φ(|θ| + 1) C₁/η`, from restricting the integral
+   to `|x| ≤ η`, where `|x − θ| ≤ |θ| + 1` (so φ(x − θ) ≥ φ(|θ| + 1): φ decreases in |·|),
+   and `C₁ = ∫_{−1}^{1} σ'(y)² dy = tanh(1/2)(1 + 2e/(1 + e)²)/6 ≈ 0.107` (the constant is
+   certified; the two elementary inequalities are not).
+4. `nested_if_variance`: nesting depth ℓ. With `v₀ = 0`, guards `gᵢ = θ + εᵢ + v_{i−1}` and
+   `vᵢ = σ_η(gᵢ)aᵢ + (1 − σ_η(gᵢ))bᵢ`, `εᵢ` i.i.d. N(0, 1), constants with `|aᵢ − bᵢ| ≤ D`,
+   the chain rule gives `dᵢ = ∂θ vᵢ = (aᵢ − bᵢ)σ_η'(gᵢ)(1 + d_{i−1})` (certified). Conditioning on
+   `ε₁…ε_{i−1}` and applying claim 3 to the Gaussian guard `gᵢ` (mean `θ + v_{i−1}`),
+   `E[dᵢ²] ≤ κ E[(1 + d_{i−1})²]`, `κ = D²/(6η√(2π))`; Minkowski gives
+   `√E[(1 + d)²] ≤ 1 + √E[d²]`. So `√E[d_ℓ²] ≤ s_ℓ` with `s_i = √κ(1 + s_{i−1})`, `s₀ = 0`,
+   solved by `s_ℓ = t(t^ℓ − 1)/(t − 1)`, `t = √κ` (certified), and `s_ℓ² = Θ(η^(−ℓ))` as
+   η → 0, precisely `η^ℓ s_ℓ² → (D²/(6√(2π)))^ℓ` (certified for ℓ = 1…4); for
+   `0 < η ≤ 1`, `s_ℓ² ≤ η^(−ℓ)(Σ_{j≤ℓ} K^(j/2))²` with `K = D²/(6√(2π))`. Certified by
+   sympy: the chain rule, the closed form and its order; argued here and not by sympy: the
+   conditioning (Fubini, independence of εᵢ from ε₁…ε_{i−1}) and Minkowski's inequality.
+   This is an upper bound; its tightness is certified only for ℓ = 1 (claim 3). Independent
+   noise in every guard is assumed: the pointwise bound `|σ_η'| ≤ 1/(4η)` alone would give
+   η^(−2ℓ) for the second moment.
+5. `p_series`: `Σ_k k^(−p)` converges iff `p > 1`, checked on exponents on both sides of 1,
+   by sympy's series test and by the integral test.
+6. `dsgd_schedule`: for `γ_k = c k^(−a)`, `η_k = η₀ k^(−r)` and depth ℓ (variance
+   `O(η^(−ℓ))`), the conditions of the DSGD convergence theorem are `Σγ_k = ∞` iff
+   `a ≤ 1`, `Σγ_k² η_k^(−ℓ) < ∞` iff `2a − rℓ > 1` (the term is
+   `c²η₀^(−ℓ) k^(−(2a − rℓ))`), and `η_k → 0` iff `r > 0`. `dsgd_schedule_admissible`
+   decides them in exact rational arithmetic from these certified conditions.
+
+References: D. Wagner, B. Khajwal and C.-H. L. Ong, *Diagonalisation SGD: Fast &
+Convergent SGD for Non-Differentiable Models via Reparameterisation and Smoothing*,
+arXiv:2402.11752.
+"""
+
+from __future__ import annotations
+
+import fractions
+import functools
+import numbers
+
+import sympy as sp
+
+from proofs_check._certificate import Certificate, is_zero
+
+x, y, theta, epsilon = sp.symbols("x y theta epsilon", real=True)
+a, b = sp.symbols("a b", real=True)
+eta = sp.Symbol("eta", positive=True)
+p_chart = sp.Symbol("p", positive=True)  # y = log p
+
+
+def sigmoid(z, accuracy=1):
+    """`σ_η(z) = 1/(1 + exp(−z/η))` with η = `accuracy`."""
+    return 1 / (1 + sp.exp(-z / accuracy))
+
+
+def sigmoid_derivative(z, accuracy=eta):
+    """`σ_η'(z)`, as a sympy expression."""
+    return sp.diff(sigmoid(x, accuracy), x).subs(x, z)
+
+
+GAUSSIAN = sp.exp(-(x**2) / 2) / sp.sqrt(2 * sp.pi)
+SMOOTHED_IF = sigmoid(theta + epsilon, eta) * a + (1 - sigmoid(theta + epsilon, eta)) * b
+SUP = 1 / (4 * eta)
+ENERGY = 1 / (6 * eta)
+IF_GRADIENT = (a - b) * sigmoid_derivative(theta + epsilon)
+IF_BOUND = (a - b) ** 2 / (6 * eta * sp.sqrt(2 * sp.pi))
+IF_LIMIT = (a - b) ** 2 * GAUSSIAN.subs(x, theta) / 6
+WINDOW = sp.tanh(sp.Rational(1, 2)) * (1 + 2 * sp.E / (1 + sp.E) ** 2) / 6
+
+
+@functools.lru_cache(maxsize=None)
+def _unit_energy(lower, upper):
+    """`∫_lower^upper σ'(y)² dy`, through `y = log p` (a rational integrand)."""
+    integrand = sp.factor(sp.simplify(sigmoid_derivative(y, 1).subs(y, sp.log(p_chart)) ** 2 / p_chart))
+    if not integrand.is_rational_function(p_chart):
+        return sp.nan
+    return sp.integrate(integrand, (p_chart, sp.exp(lower), sp.exp(upper)))
+
+
+# --- 1. the supremum of σ_η' -------------------------------------------------------------
+
+u = sp.Symbol("u", positive=True)  # u = σ_η(x) ∈ (0, 1)
+
+
+def _logistic_product(claim):
+    return is_zero(sigmoid_derivative(x) - sigmoid(x, eta) * (1 - sigmoid(x, eta)) / eta)
+
+
+def _sup_bounds(claim):
+    """`η·sup − u(1 − u) = (u − 1/2)² + c` with a constant `c ≥ 0`."""
+    remainder = sp.expand(eta * claim["sup"] - u * (1 - u) - (u - sp.Rational(1, 2)) ** 2)
+    return not remainder.has(u) and remainder.is_nonnegative is True
+
+
+def _sup_attained(claim):
+    return is_zero(claim["sup"] - sigmoid_derivative(0))
+
+
+SIGMOID_SUP = Certificate(
+    name="sigmoid_derivative_sup",
+    statement="sigma_eta' = sigma_eta (1 - sigma_eta)/eta and sup_x |sigma_eta'(x)| = 1/(4 eta), attained at x = 0",
+    claim={"sup": SUP},
+    steps=(_logistic_product, _sup_bounds, _sup_attained),
+    mutants=(("sup 1/(8 eta)", {"sup": 1 / (8 * eta)}), ("sup 1/(2 eta)", {"sup": 1 / (2 * eta)})),
+)
+
+
+# --- 2. ∫ σ_η'² = 1/(6η) -----------------------------------------------------------------
+
+def _rescaling(claim):
+    """`σ_η'(ηy)² · η = σ'(y)²/η`: the substitution x = ηy."""
+    return is_zero(sigmoid_derivative(eta * y) ** 2 * eta - sigmoid_derivative(y, 1) ** 2 / eta)
+
+
+def _energy(claim):
+    return is_zero(claim["energy"] - _unit_energy(-sp.oo, sp.oo) / eta)
+
+
+SIGMOID_ENERGY = Certificate(
+    name="sigmoid_derivative_energy",
+    statement="int_R sigma_eta'(x)^2 dx = 1/(6 eta)",
+    claim={"energy": ENERGY},
+    steps=(_rescaling, _energy),
+    mutants=(("1/(6 eta^2): no substitution", {"energy": 1 / (6 * eta**2)}),
+             ("1/(4 eta)", {"energy": 1 / (4 * eta)})),
+)
+
+
+# --- 3. one if-statement ----------------------------------------------------------------
+
+def _reparameterisation_gradient(claim):
+    return is_zero(sp.diff(SMOOTHED_IF, theta) - claim["gradient"])
+
+
+def _gaussian_peak(claim):
+    return is_zero(sp.maximum(GAUSSIAN, x) - GAUSSIAN.subs(x, 0))
+
+
+def _coefficient(claim):
+    """The gradient as `coefficient · σ_η'(θ + ε)`, or None if it is not of that form."""
+    coefficient = sp.simplify(claim["gradient"] / sigmoid_derivative(theta + epsilon))
+    return None if coefficient.has(theta, epsilon, eta) else coefficient
+
+
+def _upper_bound(claim):
+    """`E[g²] ≤ coefficient² · φ(0) · ∫σ_η'²`."""
+    coefficient = _coefficient(claim)
+    return coefficient is not None and is_zero(
+        claim["bound"] - coefficient**2 * GAUSSIAN.subs(x, 0) * _unit_energy(-sp.oo, sp.oo) / eta
+    )
+
+
+def _order_is_exact(claim):
+    """`ηE[g²] = c²∫σ'(y)²φ(ηy − θ)dy → c²φ(θ)∫σ'²`, and `η·bound` reaches it at θ = 0."""
+    coefficient = _coefficient(claim)
+    if coefficient is None:
+        return False
+    pointwise = sp.limit(GAUSSIAN.subs(x, eta * y - theta), eta, 0, "+")
+    limit = coefficient**2 * pointwise * _unit_energy(-sp.oo, sp.oo)
+    tight = sp.limit(eta * claim["bound"], eta, 0, "+") - claim["limit"].subs(theta, 0)
+    return is_zero(claim["limit"] - limit) and is_zero(tight)
+
+
+def _window(claim):
+    """`C₁ = ∫_{−1}^{1} σ'(y)² dy` in closed form."""
+    return is_zero((claim["window"] - _unit_energy(-1, 1)).rewrite(sp.exp))
+
+
+IF_CLAIM = {"gradient": IF_GRADIENT, "bound": IF_BOUND, "limit": IF_LIMIT, "window": WINDOW}
+
+IF_STATEMENT_VARIANCE = Certificate(
+    name="if_statement_variance",
+    statement="z = theta + N(0,1), g = d/dtheta[sigma_eta(z) a + (1 - sigma_eta(z)) b] = (a-b) sigma_eta'(z): "
+              "E[g^2] <= (a-b)^2/(6 eta sqrt(2 pi)); eta E[g^2] -> (a-b)^2 phi(theta)/6; "
+              "E[g^2] >= (a-b)^2 phi(|theta|+1) C1/eta for eta <= 1, C1 = tanh(1/2)(1 + 2e/(1+e)^2)/6",
+    claim=IF_CLAIM,
+    steps=(_reparameterisation_gradient, _gaussian_peak, _upper_bound, _order_is_exact, _window),
+    mutants=(
+        ("bound halved", {**IF_CLAIM, "bound": IF_BOUND / 2}),
+        ("bound of order eta^(-1/2)", {**IF_CLAIM, "bound": IF_BOUND * sp.sqrt(eta)}),
+        ("limit phi(0)(a-b)^2/6, uniform in theta", {**IF_CLAIM, "limit": IF_LIMIT.subs(theta, 0)}),
+        ("gradient without the factor a - b", {**IF_CLAIM, "gradient": sigmoid_derivative(theta + epsilon)}),
+        ("window constant 1/6, the whole line", {**IF_CLAIM, "window": sp.Rational(1, 6)}),
+    ),
+)
+
+
+# --- 4. nesting depth ℓ -----------------------------------------------------------------
+
+ell = sp.Symbol("ell", integer=True, nonnegative=True)
+t, K = sp.symbols("t K", positive=True)  # t = √κ, κ = K/η, K = D²/(6√(2π))
+NESTED_ROOT = t * (t**ell - 1) / (t - 1)
+NESTED_BOUND = NESTED_ROOT**2  # bound on E[(∂θ v_ℓ)²]
+
+
+def _chain_rule(claim):
+    inner = sp.Function("V")(theta)
+    guard = theta + epsilon + inner
+    level = sigmoid(guard, eta) * a + (1 - sigmoid(guard, eta)) * b
+    return is_zero(sp.diff(level, theta) - (a - b) * sigmoid_derivative(guard) * (1 + sp.diff(inner, theta)))
+
+
+def _nested_start(claim):
+    return is_zero(claim["root"].subs(ell, 0))
+
+
+def _nested_recursion(claim):
+    return is_zero(claim["root"].subs(ell, ell + 1) - t * (1 + claim["root"]))
+
+
+def _nested_order(claim):
+    """`η^order · s_ℓ²` has a finite positive limit as η → 0, for ℓ = 1…4."""
+    for depth in range(1, 5):
+        root = claim["root"].subs(ell, depth).subs(t, sp.sqrt(K / eta))
+        limit = sp.limit(eta ** claim["order"].subs(ell, depth) * root**2, eta, 0, "+")
+        if not (limit.is_finite and limit.is_positive):
+            return False
+    return True
+
+
+NESTED_IF_VARIANCE = Certificate(
+    name="nested_if_variance",
+    statement="depth l, guards theta + eps_i + v_(i-1), eps_i iid N(0,1), |a_i - b_i| <= D: "
+              "E[(d/dtheta v_l)^2] <= (t (t^l - 1)/(t - 1))^2, t^2 = D^2/(6 eta sqrt(2 pi)); Theta(eta^-l) as eta -> 0",
+    claim={"root": NESTED_ROOT, "order": ell},
+    steps=(_chain_rule, _nested_start, _nested_recursion, _nested_order),
+    mutants=(
+        ("root t^l: inner guards independent of theta", {"root": t**ell, "order": ell}),
+        ("variance recursion with kappa, not sqrt(kappa)",
+         {"root": t**2 * (t ** (2 * ell) - 1) / (t**2 - 1), "order": ell}),
+        ("order eta^-(l-1)", {"root": NESTED_ROOT, "order": ell - 1}),
+    ),
+)
+
+
+# --- 5. p-series and 6. the DSGD schedules ------------------------------------------------
+
+k = sp.Symbol("k", integer=True, positive=True)
+p = sp.Symbol("p", real=True)
+P_TABLE = tuple(sp.Rational(n, 4) for n in (1, 2, 3, 4, 5, 6, 8, 12))
+
+
+@functools.lru_cache(maxsize=None)
+def _p_series_converges(exponent):
+    return bool(sp.Sum(k ** (-exponent), (k, 1, sp.oo)).is_convergent())
+
+
+@functools.lru_cache(maxsize=None)
+def _p_integral_finite(exponent):
+    return bool(sp.integrate(p_chart ** (-exponent), (p_chart, 1, sp.oo)).is_finite)
+
+
+def _p_series_table(claim):
+    return all(bool(claim["converges"].subs(p, q)) == _p_series_converges(q) for q in P_TABLE)
+
+
+def _p_integral_test(claim):
+    return all(bool(claim["converges"].subs(p, q)) == _p_integral_finite(q) for q in P_TABLE)
+
+
+P_SERIES = Certificate(
+    name="p_series",
+    statement="sum_k k^(-p) < oo iff p > 1 (p = 1/4, ..., 3 on both sides of 1; series test and integral test)",
+    claim={"converges": p > 1},
+    steps=(_p_series_table, _p_integral_test),
+    mutants=(("p >= 1", {"converges": p >= 1}), ("p > 1/2", {"converges": p > sp.Rational(1, 2)})),
+)
+
+a_exp, r_exp = sp.symbols("a r", real=True)  # real, not positive: the conditions are decided by value
+c_step, eta0 = sp.symbols("c eta0", positive=True)
+depth = sp.Symbol("ell", integer=True, nonnegative=True)
+STEP_SIZE = c_step * k ** (-a_exp)
+ACCURACY = eta0 * k ** (-r_exp)
+DSGD_CONDITIONS = {
+    "steps_diverge": a_exp <= 1,
+    "noise_summable": 2 * a_exp - r_exp * depth > 1,
+    "accuracy_vanishes": r_exp > 0,
+}
+SCHEDULE_TABLE = tuple(
+    (sp.Rational(an, 4), sp.Rational(rn, 8), ln)
+    for an in (1, 2, 3, 4, 5, 6) for rn in (-2, 0, 1, 2, 4) for ln in (0, 1, 2, 4)
+)
+
+
+def _exponent(term):
+    """The p with `term = const · k^(−p)`."""
+    return sp.simplify(-k * sp.diff(sp.expand_log(sp.log(term), force=True), k))
+
+
+def _decide(claim, key, point):
+    a_value, r_value, ell_value = point
+    return bool(claim[key].subs({a_exp: a_value, r_exp: r_value, depth: ell_value}))
+
+
+def _noise_series(claim):
+    """`γ_k² η_k^(−ℓ) = c² η₀^(−ℓ) k^(−(2a − rℓ))`, and the claim decides its convergence."""
+    term = STEP_SIZE**2 * ACCURACY ** (-depth)
+    exponent = _exponent(term)
+    if not is_zero(term - c_step**2 * eta0 ** (-depth) * k ** (-exponent)):
+        return False
+    return all(
+        _decide(claim, "noise_summable", point)
+        == _p_series_converges(exponent.subs({a_exp: point[0], r_exp: point[1], depth: point[2]}))
+        for point in SCHEDULE_TABLE
+    )
+
+
+def _step_series(claim):
+    exponent = _exponent(STEP_SIZE)
+    return all(
+        _decide(claim, "steps_diverge", point) == (not _p_series_converges(exponent.subs(a_exp, point[0])))
+        for point in SCHEDULE_TABLE
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _accuracy_limit(r_value):
+    return sp.limit(ACCURACY.subs(r_exp, r_value), k, sp.oo)
+
+
+def _accuracy(claim):
+    return all(_decide(claim, "accuracy_vanishes", point) == (_accuracy_limit(point[1]) == 0)
+               for point in SCHEDULE_TABLE)
+
+
+DSGD_SCHEDULE = Certificate(
+    name="dsgd_schedule",
+    statement="gamma_k = c k^-a, eta_k = eta0 k^-r, variance O(eta^-l): sum gamma_k = oo iff a <= 1; "
+              "sum gamma_k^2 eta_k^-l < oo iff 2a - r l > 1; eta_k -> 0 iff r > 0",
+    claim=DSGD_CONDITIONS,
+    steps=(_noise_series, _step_series, _accuracy),
+    mutants=(
+        ("2a > 1 (the variance growth ignored)", {**DSGD_CONDITIONS, "noise_summable": 2 * a_exp > 1}),
+        ("a < 1 (harmonic steps excluded)", {**DSGD_CONDITIONS, "steps_diverge": a_exp < 1}),
+        ("r >= 0 (constant accuracy allowed)", {**DSGD_CONDITIONS, "accuracy_vanishes": r_exp >= 0}),
+    ),
+)
+
+
+def _exact(value, name):
+    """An exact rational: ints, `Fraction`s and strings as they are, floats by their
+    shortest decimal representation (0.9 is 9/10, not the nearest binary fraction)."""
+    if isinstance(value, sp.Basic) and value.is_Rational:
+        return sp.Rational(value)
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, str)):
+        raise TypeError(f"{name} must be a real number (int, Fraction, float or str), got {value!r}")
+    try:
+        if isinstance(value, numbers.Rational):
+            exact = fractions.Fraction(int(value.numerator), int(value.denominator))
+        elif isinstance(value, str):
+            exact = fractions.Fraction(value)
+        else:
+            exact = fractions.Fraction(repr(float(value)))
+    except (ValueError, ZeroDivisionError, OverflowError) as error:
+        raise ValueError(f"{name} must be a finite number, got {value!r}") from error
+    return sp.Rational(exact.numerator, exact.denominator)
+
+
+def dsgd_schedule_conditions(a, r, ell) -> dict[str, bool]:
+    """The three conditions of `dsgd_schedule` for `γ_k = c k^(−a)`, `η_k = η₀ k^(−r)`.
+
+    **Arguments:** `a`, `r`: the exponents, exact (int, `Fraction`, str) or float (read
+    by its shortest decimal representation); `ell`: the nesting depth, an int ≥ 0.
+
+    **Returns:** `{"steps_diverge", "noise_summable", "accuracy_vanishes"}` → bool.
+    """
+    if isinstance(ell, bool) or not isinstance(ell, numbers.Integral) or ell < 0:
+        raise ValueError(f"ell must be an integer >= 0 (the nesting depth), got {ell!r}")
+    point = {a_exp: _exact(a, "a"), r_exp: _exact(r, "r"), depth: sp.Integer(ell)}
+    return {key: bool(condition.subs(point)) for key, condition in DSGD_CONDITIONS.items()}
+
+
+def dsgd_schedule_admissible(a, r, ell) -> bool:
+    """Whether DSGD with `γ_k = c k^(−a)`, `η_k = η₀ k^(−r)` meets the certified conditions
+    of its convergence theorem at nesting depth `ell`: `a ≤ 1`, `2a − r·ell > 1`, `r > 0`."""
+    return all(dsgd_schedule_conditions(a, r, ell).values())
+
+
+CERTIFICATES = (SIGMOID_SUP, SIGMOID_ENERGY, IF_STATEMENT_VARIANCE, NESTED_IF_VARIANCE, P_SERIES, DSGD_SCHEDULE)
