@@ -16,6 +16,7 @@ from problems.least_squares import INTERPOLATION_MODES, least_squares  # noqa: E
 from problems.logistic import logistic  # noqa: E402
 from problems.quadratic import quadratic  # noqa: E402
 from problems.ridge import ridge, weighted_ridge  # noqa: E402
+from problems import programs  # noqa: E402
 
 __all__ = [
     "Constants",
@@ -25,6 +26,7 @@ __all__ = [
     "from_loss",
     "least_squares",
     "logistic",
+    "programs",
     "quadratic",
     "ridge",
     "weighted_ridge",
