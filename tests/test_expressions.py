@@ -43,6 +43,7 @@ def test_vector_ifs_are_numbered_consecutively_and_forced_one_element_at_a_time(
     assert values == [12.0, 13.0, 12.0, 12.0]
     jitted = jax.jit(lambda k: ex.evaluate(total, point, ex.Forced(k, False), analysis.offsets))
     assert [float(jitted(k)) for k in range(4)] == [11.0, 12.0, 11.0, 22.0]
+    np.testing.assert_array_equal(ex.guard_values(total, point, analysis), [0.5, -0.5, 0.5, 1.0])
 
 
 def test_smoothed_program_tends_to_the_crisp_one_away_from_the_boundaries():
@@ -182,3 +183,22 @@ def test_program_level_errors():
         _ = Program("nonaffine", ex.step(z[0] + ex.step(z[1])), family, np.zeros(4)).boundaries
     with pytest.raises(ValueError, match="offsets"):
         ex.evaluate(z.sum(), jnp.zeros(2), ex.Forced(0, True))
+
+
+def test_matrix_vector_products_numpy_operands_and_poisson_counts():
+    z = ex.latent(6)
+    weights = z[:4].reshape(2, 2)
+    hidden = ex.dot(weights, np.array([1.0, -2.0])) + z[4:6]
+    analysis = ex.analyse(ex.step(hidden).sum())
+    np.testing.assert_array_equal(analysis.coefficients, [[1, -2, 0, 0, 1, 0], [0, 0, 1, -2, 0, 1]])
+    point = jnp.arange(6.0)
+    np.testing.assert_allclose(ex.evaluate(hidden, point), [0 - 2 + 4, 2 - 6 + 5])
+    left = np.array([2.0, 3.0]) * z[:2]  # NumPy on the left defers to the expression
+    assert isinstance(left, ex.Expr) and left.shape == (2,)
+    counts = ex.poisson_logpmf([1, 2], ex.exp(z[:2]))
+    assert isinstance(counts, ex.Expr) and counts.shape == (2,)
+    rates_ = np.exp(np.array([0.0, 1.0]))
+    np.testing.assert_allclose(ex.evaluate(counts, point), [0.0 - 1.0, 2.0 * 1.0 - rates_[1] - math.log(2.0)],
+                               rtol=1e-14)
+    with pytest.raises(ProgramError, match="dot takes"):
+        ex.dot(z, z)

@@ -52,6 +52,8 @@ class Expr:
     subexpressions are evaluated once."""
 
     shape: tuple[int, ...] = dataclasses.field(init=False)
+    # NumPy arrays on the left of an operator defer to the expression's own operator.
+    __array_ufunc__ = None
 
     @property
     def children(self) -> tuple["Expr", ...]:
@@ -123,6 +125,14 @@ class Latent(Expr):
         object.__setattr__(self, "indices", indices.astype(np.int64))
         object.__setattr__(self, "shape", indices.shape)
 
+    @property
+    def contiguous(self) -> slice | None:
+        """The indices as a slice when they are consecutive (read without a gather)."""
+        flat = self.indices
+        if flat.ndim == 1 and flat.size and np.array_equal(flat, np.arange(flat[0], flat[0] + flat.size)):
+            return slice(int(flat[0]), int(flat[0]) + flat.size)
+        return None
+
 
 UNARY = {
     "neg": jnp.negative, "exp": jnp.exp, "log": jnp.log, "square": jnp.square, "sqrt": jnp.sqrt,
@@ -181,6 +191,24 @@ class Sum(Expr):
     @property
     def children(self):
         return (self.x,)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class MatVec(Expr):
+    """`matrix @ vector`, shapes (m, n) and (n,)."""
+
+    matrix: Expr
+    vector: Expr
+
+    def __post_init__(self):
+        if self.matrix.ndim != 2 or self.vector.ndim != 1 or self.matrix.shape[1] != self.vector.shape[0]:
+            raise ProgramError(f"dot takes a matrix (m, n) and a vector (n,), got {self.matrix.shape} and "
+                               f"{self.vector.shape}")
+        object.__setattr__(self, "shape", (self.matrix.shape[0],))
+
+    @property
+    def children(self):
+        return (self.matrix, self.vector)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -303,9 +331,9 @@ def stack(parts) -> Stack:
     return Stack(tuple(as_expr(part) for part in parts))
 
 
-def dot(matrix, vector) -> Sum:
+def dot(matrix, vector) -> MatVec:
     """`matrix @ vector` for a matrix of shape (m, n) and a vector of shape (n,)."""
-    return Sum(as_expr(matrix) * as_expr(vector), -1)
+    return MatVec(as_expr(matrix), as_expr(vector))
 
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -323,7 +351,7 @@ def poisson_logpmf(count, rate) -> Expr:
     if np.any(count < 0) or np.any(count != np.round(count)):
         raise ProgramError(f"Poisson counts must be non-negative integers, got {count!r}")
     log_factorial = np.vectorize(math.lgamma)(count + 1.0)
-    return count * log(rate) - rate - log_factorial
+    return const(count) * log(rate) - rate - const(log_factorial)
 
 
 def _broadcast(a, b, op) -> tuple[int, ...]:
@@ -364,17 +392,33 @@ def evaluate(root: Expr, z, semantics=Crisp(), offsets: dict | None = None):
     """
     if isinstance(semantics, Forced) and offsets is None:
         raise ValueError("forced evaluation needs the if numbering: pass offsets=analyse(root).offsets")
+    return _values(root, z, semantics, offsets)[id(root)]
+
+
+def guard_values(root: Expr, z, analysis: "Analysis", semantics=Crisp()):
+    """The guards of every scalar if below `root` at `z`, shape (K,), in if-number order
+    (the guards of later ifs may read earlier ifs' values, which depend on `semantics`)."""
+    values = _values(root, z, semantics, analysis.offsets)
+    if not analysis.ifs:
+        return jnp.zeros((0,))
+    return jnp.concatenate([jnp.reshape(values[id(node.guard)], (-1,)) for node in analysis.ifs])
+
+
+def _values(root, z, semantics, offsets) -> dict[int, jax.Array]:
     values: dict[int, jax.Array] = {}
     for node in _topological(root):
         values[id(node)] = _evaluate_node(node, [values[id(child)] for child in node.children], z, semantics, offsets)
-    return values[id(root)]
+    return values
 
 
 def _evaluate_node(node, args, z, semantics, offsets):
     if isinstance(node, Const):
         return jnp.asarray(node.value)
     if isinstance(node, Latent):
-        return z[node.indices]
+        window = node.contiguous
+        return z[window] if window is not None else z[node.indices]
+    if isinstance(node, MatVec):
+        return jnp.matmul(args[0], args[1])
     if isinstance(node, Unary):
         return UNARY[node.op](args[0])
     if isinstance(node, Binary):
@@ -513,6 +557,13 @@ def _affine_form(node, args, dim):
             return np.broadcast_to(C * b[..., None], shape + (dim,)), np.broadcast_to(b * e, shape)
         if node.op == "div" and not C.any():
             return np.broadcast_to(A / e[..., None], shape + (dim,)), np.broadcast_to(b / e, shape)
+        return None
+    if isinstance(node, MatVec):
+        (A, b), (C, e) = args
+        if not C.any():  # affine matrix, constant vector
+            return np.einsum("mnd,n->md", A, e), b @ e
+        if not A.any():
+            return np.einsum("mn,nd->md", b, C), b @ e
         return None
     if isinstance(node, Sum):
         (A, b), = args

@@ -145,6 +145,10 @@ class Program:
         true) or its else-branch, every other if crisp."""
         return ex.evaluate(self.log_joint, z, ex.Forced(index, then), self.analysis.offsets)
 
+    def guard_values(self, z):
+        """The crisp guards of the K scalar ifs at `z`, shape (K,), in if-number order."""
+        return ex.guard_values(self.log_joint, z, self.analysis)
+
     def objective(self, theta, z, eta=None):
         """`f(θ, z) = log p(z) − log q_θ(z)`, crisp or smoothed."""
         return self.log_p(z, eta) - self.family.log_density(theta, z)
