@@ -5,8 +5,14 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
+from derivatives.estimators import (  # noqa: E402
+    BOUNDARY_VARIANTS, ESTIMATORS, base_noise, estimate_gradient, gradient_samples,
+)
 from derivatives.finite_differences import central_difference_jacobian  # noqa: E402
 from derivatives.implicit import implicit_jacobian  # noqa: E402
 from derivatives.unrolled import MODES, unrolled  # noqa: E402
 
-__all__ = ["MODES", "central_difference_jacobian", "implicit_jacobian", "unrolled"]
+__all__ = [
+    "BOUNDARY_VARIANTS", "ESTIMATORS", "MODES", "base_noise", "central_difference_jacobian",
+    "estimate_gradient", "gradient_samples", "implicit_jacobian", "unrolled",
+]

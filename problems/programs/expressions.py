@@ -473,7 +473,7 @@ class Analysis:
     - `nesting_depth`: ℓ, the longest chain of ifs each of whose guards is computed from
       the previous one's value (0 without ifs).
     - `affine`: whether every guard is affine in z; if so `coefficients` (K, d) and
-      `offsets_c` (K,) with guard number k equal to `coefficients[k]·z − constants[k]`, and
+      `constants` (K,) with guard number k equal to `coefficients[k]·z − constants[k]`, and
       `solve_for` (K,) the coordinate LYY18 solves for.
     - `dim`: one more than the largest latent index used.
     """
