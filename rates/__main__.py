@@ -1,4 +1,5 @@
-"""`python -m rates report --out DIR [--quick]`: the rate report."""
+"""`python -m rates report --out DIR [--quick]`: the rate report;
+`python -m rates dsgd --out DIR [--quick]`: the comparison of gradient estimators."""
 
 from __future__ import annotations
 
@@ -13,7 +14,17 @@ def main(argv=None) -> int:
     report = commands.add_parser("report", help="run every regime and write report.md, results.json and figures")
     report.add_argument("--out", type=pathlib.Path, required=True, help="output directory")
     report.add_argument("--quick", action="store_true", help="fewer seeds and steps (a few minutes)")
+    dsgd = commands.add_parser("dsgd", help="compare gradient estimators on the six non-differentiable models "
+                                            "and write dsgd.md, dsgd.json and figures")
+    dsgd.add_argument("--out", type=pathlib.Path, required=True, help="output directory")
+    dsgd.add_argument("--quick", action="store_true", help="fewer steps, samples and η values (minutes)")
+    dsgd.add_argument("--models", nargs="+", default=None, help="a subset of the models",
+                      choices=("temperature", "textmsg", "influenza", "cheating", "xornet", "walk"))
     args = parser.parse_args(argv)
+    if args.command == "dsgd":
+        from rates.dsgd_report import write_dsgd_report
+
+        return 0 if write_dsgd_report(args.out, args.quick, names=args.models) else 1
     if args.command == "report":
         from rates.report import write_report
 

@@ -42,7 +42,7 @@ import numpy as np
 import derivatives
 from proofs_check.smoothing import dsgd_schedule_admissible, dsgd_schedule_conditions
 from rates.fit import fit_power_law
-from rates.schedules import PolynomialDecay, Schedule, accuracy, as_schedule, constant, polynomial_decay
+from rates.schedules import PolynomialDecay, Schedule, accuracy, as_schedule, polynomial_decay
 
 OPTIMIZERS = ("adam", "sgd")
 ADAM_BETAS = (0.9, 0.999)
@@ -104,6 +104,26 @@ def train(program, estimator: str, *, key, accuracy: Schedule | float | None = N
 
     **Returns:** a `Trace` with `num_steps/log_every + 1` logging points.
     """
+    smoothed = estimator == "smoothed"
+    if smoothed and accuracy is None:
+        raise ValueError("the smoothed estimator needs an accuracy schedule (a number for constant η)")
+    return _run(program, estimator, [accuracy if smoothed else 1.0], key=key, optimizer=optimizer,
+                step_size=step_size, num_steps=num_steps, num_samples=num_samples, log_every=log_every,
+                num_log_samples=num_log_samples, theta0=theta0, batched=False)[0]
+
+
+def train_grid(program, accuracies, *, key, **options) -> list[Trace]:
+    """`train(program, "smoothed", accuracy=a, key=key, **options)` for every `a` in
+    `accuracies` (schedules of one kind, e.g. constant η's, or `paper_accuracy` at several
+    η), as one compiled computation vmapped over the schedules: the same keys, hence the
+    same random numbers, for every run."""
+    if not accuracies:
+        raise ValueError("accuracies must hold at least one schedule")
+    return _run(program, "smoothed", list(accuracies), key=key, batched=True, **options)
+
+
+def _run(program, estimator, accuracies, *, key, optimizer="adam", step_size=0.0015, num_steps=10_000,
+         num_samples=16, log_every=100, num_log_samples=1000, theta0=None, batched):
     if estimator not in derivatives.ESTIMATORS:
         raise ValueError(f"estimator must be one of {derivatives.ESTIMATORS}, got {estimator!r}")
     if optimizer not in OPTIMIZERS:
@@ -116,18 +136,31 @@ def train(program, estimator: str, *, key, accuracy: Schedule | float | None = N
         raise ValueError(f"num_log_samples must be at least 2 (a sample variance), got {num_log_samples}")
     if num_steps % log_every:
         raise ValueError(f"num_steps ({num_steps}) must be a multiple of log_every ({log_every})")
-    smoothed = estimator == "smoothed"
-    if smoothed and accuracy is None:
-        raise ValueError("the smoothed estimator needs an accuracy schedule (a number for constant η)")
     theta0 = program.theta0 if theta0 is None else theta0
     theta0 = jnp.asarray(theta0, jnp.float64)
     if theta0.shape != (program.num_params,):
         raise ValueError(f"theta0 must have shape ({program.num_params},), got {theta0.shape}")
-    accuracy_schedule = as_schedule(accuracy) if smoothed else constant(1.0)
-    result = _train(program, estimator, optimizer, smoothed, num_steps, num_samples, log_every, num_log_samples,
-                    theta0, as_schedule(step_size), accuracy_schedule, key)
-    steps, elbo, avg_variance, norm_variance, eta, theta = (np.asarray(x) for x in result)
-    return Trace(steps, elbo, avg_variance, norm_variance, eta if smoothed else np.full_like(eta, np.nan), theta)
+    smoothed = estimator == "smoothed"
+    schedules = [as_schedule(a) for a in accuracies]
+    structures = {jax.tree.structure(schedule) for schedule in schedules}
+    if len(structures) > 1:
+        raise ValueError(f"the accuracy schedules must be of one kind to run together, got {structures}")
+    static = (program, estimator, optimizer, smoothed, num_steps, num_samples, log_every, num_log_samples)
+    if batched:
+        # Stacked leaves, rebuilt into one schedule per vmapped lane inside the computation.
+        treedef = structures.pop()
+        stacked = [jnp.stack([jnp.asarray(leaf, jnp.float64) for leaf in leaves])
+                   for leaves in zip(*(jax.tree.leaves(schedule) for schedule in schedules))]
+        results = _train_batched(*static, treedef, theta0, as_schedule(step_size), stacked, key)
+    else:
+        results = jax.tree.map(lambda x: x[None], _train(*static, theta0, as_schedule(step_size), schedules[0], key))
+    results = [np.asarray(x) for x in results]
+    traces = []
+    for i in range(len(schedules)):
+        steps, elbo, avg_variance, norm_variance, eta, theta = (x[i] for x in results)
+        traces.append(Trace(steps, elbo, avg_variance, norm_variance, eta if smoothed else np.full_like(eta, np.nan),
+                            theta))
+    return traces
 
 
 def adam_step(theta, first, second, descent, k, alpha):
@@ -153,8 +186,7 @@ def variance_statistics(samples):
     return component, norm
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6, 7))
-def _train(program, estimator, optimizer, smoothed, num_steps, num_samples, log_every, num_log_samples,
+def _train_one(program, estimator, optimizer, smoothed, num_steps, num_samples, log_every, num_log_samples,
            theta0, step_size, accuracy_schedule, key):
     optimisation_key, logging_key = jax.random.split(key)
 
@@ -190,6 +222,19 @@ def _train(program, estimator, optimizer, smoothed, num_steps, num_samples, log_
     final = log(state[0], jnp.asarray(num_steps), num_points)
     records = tuple(jnp.concatenate([r, jnp.asarray(f)[None]]) for r, f in zip(records, final))
     return (*records, state[0])
+
+
+_STATIC = (0, 1, 2, 3, 4, 5, 6, 7)
+_train = jax.jit(_train_one, static_argnums=_STATIC)
+
+
+@functools.partial(jax.jit, static_argnums=_STATIC + (8,))
+def _train_batched(program, estimator, optimizer, smoothed, num_steps, num_samples, log_every, num_log_samples,
+                   treedef, theta0, step_size, schedule_leaves, key):
+    def one(leaves):
+        return _train_one(program, estimator, optimizer, smoothed, num_steps, num_samples, log_every,
+                          num_log_samples, theta0, step_size, jax.tree.unflatten(treedef, leaves), key)
+    return jax.vmap(one)(schedule_leaves)
 
 
 def fitted_variance_slope(etas, variances, standard_errors=None):

@@ -77,3 +77,55 @@ def sweep_figure(sweep: dict, path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _model_grid(count: int):
+    columns = min(3, count)
+    rows = (count + columns - 1) // columns
+    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.6 * rows), squeeze=False)
+    for axis in axes.flat[count:]:
+        axis.set_visible(False)
+    return fig, axes.flat
+
+
+def dsgd_elbo(document: dict, path) -> None:
+    """ELBO along training, one panel per model; Fixed and DSGD at the reference η only."""
+    models = document["traces"]
+    fig, axes = _model_grid(len(models))
+    for axis, (name, traces) in zip(axes, models.items()):
+        for key, trace in traces.items():
+            if "@" in key and not key.endswith("@0.14"):
+                continue
+            axis.plot(trace["steps"], trace["elbo"], lw=1.4, label=key)
+        axis.set_title(f"{name} (ℓ = {document['models'][name]['nesting_depth']})")
+        axis.set_xlabel("iteration")
+        axis.set_ylabel("crisp ELBO")
+        axis.set_yscale("symlog", linthresh=10.0)
+        axis.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def dsgd_variance(document: dict, path) -> None:
+    """Variance of the smoothed estimator against η, with the fitted slope and −ℓ."""
+    studies = document["variance_vs_eta"]
+    fig, axes = _model_grid(len(studies))
+    for axis, (name, study) in zip(axes, studies.items()):
+        for part, color, label in ((study, "C0", "asymptotic window"), (study["paper_grid"], "C1", "paper's grid")):
+            eta, variance = np.asarray(part["eta"]), np.asarray(part["avg_variance"])
+            axis.errorbar(eta, variance, yerr=2 * np.asarray(part["avg_variance_se"]), fmt="o", color=color,
+                          ms=4, label=f"{label}: slope {part['fitted_slope'][1]:.2f}")
+        eta = np.asarray(study["eta"])
+        anchor = np.asarray(study["avg_variance"])[-1]
+        depth = -study["bound_slope"]
+        axis.plot(eta, anchor * (eta / eta[-1]) ** (-depth), "k--", lw=1.0, label=f"η^(−{depth}) (bound's rate)")
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel("η")
+        axis.set_ylabel("mean component variance")
+        axis.set_title(name)
+        axis.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
