@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: report demo test test-thorough benchmark clean
+.PHONY: report dsgd demo test test-thorough benchmark clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 
 report: $(STAMP)
 	$(BIN)/python -m rates report --out report
+
+dsgd: $(STAMP)
+	$(BIN)/python -m rates dsgd --out dsgd-report
 
 demo: $(STAMP)
 	$(BIN)/python -m derivatives
@@ -28,6 +31,7 @@ test-thorough: $(STAMP)
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/unrolled.py
+	$(BIN)/python benchmarks/estimators.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

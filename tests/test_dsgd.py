@@ -101,3 +101,16 @@ def test_bad_arguments_are_rejected():
     with pytest.raises(ValueError, match="theta0"):
         dsgd.train(program, "score", key=key, theta0=jnp.zeros(2))
     assert derivatives.ESTIMATORS
+
+
+def test_a_grid_of_accuracies_runs_as_one_computation_with_the_same_random_numbers():
+    program = programs.mixture1d()
+    options = dict(key=jax.random.PRNGKey(2), num_steps=100, log_every=50, num_samples=4, num_log_samples=50)
+    grid = dsgd.train_grid(program, [dsgd.paper_accuracy(eta, 0.5) for eta in (0.1, 0.2)], **options)
+    for eta, trace in zip((0.1, 0.2), grid):
+        single = dsgd.train(program, "smoothed", accuracy=dsgd.paper_accuracy(eta, 0.5), **options)
+        np.testing.assert_allclose(trace.theta, single.theta, rtol=1e-12)
+        np.testing.assert_allclose(trace.elbo, single.elbo, rtol=1e-12)
+        np.testing.assert_allclose(trace.eta, single.eta, rtol=1e-12)
+    with pytest.raises(ValueError, match="one kind"):
+        dsgd.train_grid(program, [0.1, dsgd.paper_accuracy(0.1, 0.5)], **options)

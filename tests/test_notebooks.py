@@ -21,3 +21,4 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
               for output in cell.get("outputs", []) if output.get("output_type") == "error"]
     assert not errors
     assert (tmp_path / "figure1.png").exists() or path.name != "01_sgd_derivative_rates.ipynb"
+    assert (tmp_path / "dsgd" / "dsgd.json").exists() or path.name != "02_dsgd.ipynb"

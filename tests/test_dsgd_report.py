@@ -1,0 +1,74 @@
+"""The estimator comparison: the cost search, the variance-slope verdict (with its negative
+check), and the documented JSON written by a short run."""
+
+import json
+
+import numpy as np
+import pytest
+
+from problems import programs
+from rates import dsgd, dsgd_report
+from rates.fit import no_steeper_than
+
+TINY = dsgd_report.Settings(num_steps=100, log_every=50, num_samples=4, num_log_samples=50, eta_grid=(0.14, 0.06),
+                            cost_budget=0.02, cost_tolerance=0.5, cost_start=100, cost_search=False,
+                            variance_samples=500, variance_points=3)
+
+
+def test_cost_search_finds_the_largest_batch_within_the_budget(monkeypatch):
+    """With a synthetic timer, 1 µs per estimate plus 2 ms overhead, the batch that fits in
+    0.1 s is 98 000; the protocol's search lands within its 5% tolerance below it."""
+    probes = []
+
+    def seconds(program, estimator, eta, batch):
+        probes.append(batch)
+        return 2e-3 + 1e-6 * batch
+
+    monkeypatch.setattr(dsgd_report, "_seconds_per_call", seconds)
+    found = dsgd_report.batch_cost(None, "score", None, budget=0.1, tolerance=0.05, start=1000)
+    assert 0.95 * 98_000 <= found <= 98_000
+    assert probes[0] == 100_000 and len(probes) < 20
+    # Extrapolation from one batch agrees when the time is affine with a small overhead.
+    assert dsgd_report.throughput_cost(None, "score", None, budget=0.1, batch=10_000) == pytest.approx(83_333, rel=1e-3)
+
+
+def test_the_variance_slope_verdict_rejects_a_steeper_curve():
+    """Synthetic variances `C·η^(−s)` with 5% independent noise at 6 values of η over 1.5
+    decades: s = 1 respects ℓ = 1, s = 2 does not (and respects ℓ = 2)."""
+    rng = np.random.default_rng(0)
+    eta = np.geomspace(1e-3, 10**-1.5 * 1e0, 6)
+    for slope, depth, expected in ((1.0, 1, True), (2.0, 1, False), (2.0, 2, True)):
+        variance = 3.0 * eta**-slope * (1 + 0.05 * rng.standard_normal(eta.size))
+        fit = dsgd.fitted_variance_slope(eta, variance, 0.05 * variance)
+        assert no_steeper_than(fit, -depth) == expected, (slope, depth, fit.slope)
+
+
+def test_estimator_runs_follow_the_protocol():
+    names = [run[0] for run in dsgd_report.estimator_runs(programs.xornet(), (0.14,))]
+    assert names == ["Score", "Reparam", "Fixed", "DSGD"]  # xornet's guards are not affine: no LYY18
+    names = [run[0] for run in dsgd_report.estimator_runs(programs.textmsg(), (0.14,))]
+    assert names == ["Score", "Reparam", "LYY18", "Fixed", "DSGD"]
+    _, _, schedules = dsgd_report.estimator_runs(programs.xornet(), (0.14,))[-1]
+    assert float(schedules[0](3999)) == pytest.approx(0.14) and float(schedules[0].beta) == 0.2
+
+
+def test_short_run_writes_the_documented_json(tmp_path):
+    dsgd_report.write_dsgd_report(tmp_path, settings=TINY, names=["cheating"])
+    document = json.loads((tmp_path / "dsgd.json").read_text())
+    model = document["models"]["cheating"]
+    assert model["nesting_depth"] == 1
+    expected = {"Score", "Reparam", "LYY18", "Fixed@0.14", "Fixed@0.06", "DSGD@0.14", "DSGD@0.06"}
+    assert set(model["estimators"]) == expected
+    for summary in model["estimators"].values():
+        assert set(summary) >= {"final_elbo", "avg_variance", "norm_variance", "cost", "work_normalised_avg_variance",
+                                "work_normalised_norm_variance"}
+        assert all(np.isfinite(value) for value in summary.values())
+    score = model["estimators"]["Score"]
+    assert score["cost"] == score["work_normalised_avg_variance"] == score["work_normalised_norm_variance"] == 1.0
+    study = document["variance_vs_eta"]["cheating"]
+    assert len(study["eta"]) == len(study["avg_variance"]) == 3
+    assert max(study["eta"]) / min(study["eta"]) == pytest.approx(10**1.5)
+    lo, est, hi = study["fitted_slope"]
+    assert lo <= est <= hi
+    for name in ("dsgd.md", "dsgd_elbo.png", "dsgd_variance_vs_eta.png"):
+        assert (tmp_path / name).stat().st_size > 0
