@@ -11,6 +11,16 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 from problems._base import Constants, FiniteSumProblem, Problem  # noqa: E402
+from problems.blackbox import (  # noqa: E402
+    heaviside_sum,
+    rank,
+    shortest_path,
+    shortest_path_distances,
+    shortest_path_task,
+    sort_permutation,
+    sorting_task,
+    step,
+)
 from problems.from_loss import from_loss  # noqa: E402
 from problems.least_squares import INTERPOLATION_MODES, least_squares  # noqa: E402
 from problems.logistic import logistic  # noqa: E402
@@ -24,10 +34,18 @@ __all__ = [
     "INTERPOLATION_MODES",
     "Problem",
     "from_loss",
+    "heaviside_sum",
     "least_squares",
     "logistic",
     "programs",
     "quadratic",
+    "rank",
     "ridge",
+    "shortest_path",
+    "shortest_path_distances",
+    "shortest_path_task",
+    "sort_permutation",
+    "sorting_task",
+    "step",
     "weighted_ridge",
 ]

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import pathlib
 import sys
 import time
@@ -139,22 +140,48 @@ def guard_spread(program, key, num_samples: int = 4000) -> float:
     return float(jnp.min(jnp.std(guards, axis=0)))
 
 
+# `∫y²σ'(y)²dy / ∫σ'(y)²dy`, the curvature constant of the finite-η correction below
+# (tests/test_dsgd_report.py checks it by quadrature).
+SIGMOID_CURVATURE = (math.pi**2 - 6) / 3
+
+
+def finite_eta_allowance(depth: int, eta_over_spread: float, mean_share: float) -> float:
+    """How much steeper than −ℓ the measured slope may be at finite η, to first order.
+
+    - Curvature: for a Gaussian guard of standard deviation s and mean g₀,
+      `E[σ_η'(g)²] = (φ_s(g₀)/(6η))(1 + ½c η² φ_s''(g₀)/φ_s(g₀) + O(η⁴))`, `c = (π² − 6)/3`
+      (expand the density under `∫σ'(y)²φ_s(ηy − g₀)dy`; the odd term vanishes). The
+      worst case `g₀ = 0` gives the log–log slope `−1 − δ`, `δ = c(η/s)²/(1 − c(η/s)²/2)`.
+    - Centring: the variance is `E[ĝ²] − |E ĝ|²`; if `E[ĝ²] ∝ η^(−ℓ)` and the squared mean
+      is a share `R` of it, the variance's slope is `−ℓ/(1 − R)`.
+
+    Together the slope is at least `−ℓ(1 + δ)/(1 − R)`; `δ` per link is applied to every
+    link of a chain (a first-order allowance, not a theorem for ℓ > 1). Returns the
+    allowance `ℓ(1 + δ)/(1 − R) − ℓ ≥ 0`.
+    """
+    ratio = SIGMOID_CURVATURE * eta_over_spread**2
+    delta = ratio / (1 - ratio / 2)
+    return depth * (1 + delta) / (1 - mean_share) - depth
+
+
 def variance_against_eta(program, etas, key, num_samples: int):
-    """Mean per-component variance of the smoothed estimator at θ₀ for each η, with the
-    standard error of each (delta method on the sample variances), independent keys."""
+    """For each η, at θ₀: the mean per-component variance of the smoothed estimator, its
+    standard error (delta method on the per-sample contributions), and the share of the
+    squared mean in the mean square, `R = Σ_p m_p² / Σ_p E[ĝ_p²]`; independent keys."""
     theta = jnp.asarray(program.theta0)
 
     @jax.jit
     def one(eta, key):
         samples = derivatives.gradient_samples(program, theta, key, "smoothed", num_samples, eta)
-        centred = samples - samples.mean(0)
+        mean = samples.mean(0)
+        centred = samples - mean
         variance = jnp.mean(centred**2, axis=0) * num_samples / (num_samples - 1)
-        # se of the mean of the component variances, from the per-sample contributions
         contributions = jnp.mean(centred**2, axis=1)
-        return jnp.mean(variance), jnp.std(contributions, ddof=1) / jnp.sqrt(num_samples)
+        share = jnp.sum(mean**2) / jnp.sum(jnp.mean(samples**2, axis=0))
+        return jnp.mean(variance), jnp.std(contributions, ddof=1) / jnp.sqrt(num_samples), share
 
     results = [one(jnp.float64(eta), jax.random.fold_in(key, i)) for i, eta in enumerate(etas)]
-    return np.array([float(v) for v, _ in results]), np.array([float(s) for _, s in results])
+    return tuple(np.array([float(r[i]) for r in results]) for i in range(3))
 
 
 def variance_study(program, settings: Settings, key) -> dict:
@@ -162,16 +189,18 @@ def variance_study(program, settings: Settings, key) -> dict:
     spread = guard_spread(program, spread_key)
     top = min(max(settings.eta_grid), 0.1 * spread)
     etas = np.geomspace(top / 10**1.5, top, settings.variance_points)
-    variance, standard_error = variance_against_eta(program, etas, asymptotic_key, settings.variance_samples)
+    variance, standard_error, share = variance_against_eta(program, etas, asymptotic_key, settings.variance_samples)
     slope = dsgd.fitted_variance_slope(etas, variance, standard_error)
     paper_etas = np.array(sorted(ETA_GRID))
-    paper_variance, paper_se = variance_against_eta(program, paper_etas, paper_key, settings.variance_samples)
+    paper_variance, paper_se, _ = variance_against_eta(program, paper_etas, paper_key, settings.variance_samples)
     paper_slope = dsgd.fitted_variance_slope(paper_etas, paper_variance, paper_se)
     depth = program.nesting_depth
+    allowed = -depth - finite_eta_allowance(depth, top / spread, float(np.max(share)))
     return {
         "eta": etas.tolist(), "avg_variance": variance.tolist(), "avg_variance_se": standard_error.tolist(),
-        "fitted_slope": list(slope.slope), "bound_slope": -depth, "guard_spread": spread,
-        "respects_bound": bool(no_steeper_than(slope, -depth)),
+        "fitted_slope": list(slope.slope), "bound_slope": -depth, "allowed_slope": allowed,
+        "mean_share": share.tolist(), "guard_spread": spread,
+        "respects_bound": bool(no_steeper_than(slope, allowed)),
         "paper_grid": {"eta": paper_etas.tolist(), "avg_variance": paper_variance.tolist(),
                        "avg_variance_se": paper_se.tolist(), "fitted_slope": list(paper_slope.slope)},
     }
@@ -277,19 +306,23 @@ def markdown(document) -> str:
         lines.append("")
     lines += ["## Variance of the smoothed estimator against η", "",
               "Slope of log variance against log η at θ₀, 95% interval. The bound `O(η^(−ℓ))` "
-              "(certificates `if_statement_variance`, `nested_if_variance`) holds when the slope is not "
-              "significantly below −ℓ. Asymptotic window: η ≤ a tenth of the smallest guard standard deviation "
-              "under q_θ₀; the paper's grid (0.06–0.22) is pre-asymptotic where guards are narrow.", "",
-              "| model | ℓ | smallest guard sd | η window | fitted slope [95% CI] | respects −ℓ | "
-              "slope on the paper's grid |", "|---|---|---|---|---|---|---|"]
+              "(certificates `if_statement_variance`, `nested_if_variance`) is asymptotic: at finite η the slope "
+              "may be steeper than −ℓ by the first-order allowance of `finite_eta_allowance` (the sigmoid's "
+              "curvature over the guard's spread, and the squared mean subtracted from the second moment); "
+              "the verdict is that the slope is not significantly below −ℓ minus that allowance. Window: "
+              "η ≤ a tenth of the smallest guard standard deviation under q_θ₀, 1.5 decades. The paper's grid "
+              "(0.06–0.22) is pre-asymptotic where guards are narrow; its slope is shown, not judged.", "",
+              "| model | ℓ | smallest guard sd | η window | fitted slope [95% CI] | allowed | respects | "
+              "slope on the paper's grid |", "|---|---|---|---|---|---|---|---|"]
     for name, v in document["variance_vs_eta"].items():
         lo, est, hi = v["fitted_slope"]
         plo, pest, phi = v["paper_grid"]["fitted_slope"]
         lines.append(f"| {name} | {-v['bound_slope']} | {v['guard_spread']:.3g} | "
-                     f"{min(v['eta']):.2g}–{max(v['eta']):.2g} | {est:.2f} [{lo:.2f}, {hi:.2f}] | "
-                     f"{'yes' if v['respects_bound'] else '**no**'} | {pest:.2f} [{plo:.2f}, {phi:.2f}] |")
+                     f"{min(v['eta']):.2g}–{max(v['eta']):.2g} | {est:.3f} [{lo:.3f}, {hi:.3f}] | "
+                     f"{v['allowed_slope']:.3f} | {'yes' if v['respects_bound'] else '**no**'} | "
+                     f"{pest:.2f} [{plo:.2f}, {phi:.2f}] |")
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["ETA_GRID", "FULL", "PROTOCOL", "QUICK", "REFERENCE_ETA", "Settings", "batch_cost", "throughput_cost", "estimator_runs",
+__all__ = ["ETA_GRID", "FULL", "PROTOCOL", "SIGMOID_CURVATURE", "finite_eta_allowance", "QUICK", "REFERENCE_ETA", "Settings", "batch_cost", "throughput_cost", "estimator_runs",
            "guard_spread", "run_model", "variance_against_eta", "write_dsgd_report"]
