@@ -10,9 +10,11 @@ from derivatives.estimators import (  # noqa: E402
 )
 from derivatives.finite_differences import central_difference_jacobian  # noqa: E402
 from derivatives.implicit import implicit_jacobian  # noqa: E402
+from derivatives.smoothing import COVARIATES, NOISES, SAMPLINGS, smoothed_gradient  # noqa: E402
 from derivatives.unrolled import MODES, unrolled  # noqa: E402
 
 __all__ = [
-    "BOUNDARY_VARIANTS", "ESTIMATORS", "MODES", "base_noise", "central_difference_jacobian",
-    "estimate_gradient", "gradient_samples", "implicit_jacobian", "unrolled",
+    "BOUNDARY_VARIANTS", "COVARIATES", "ESTIMATORS", "MODES", "NOISES", "SAMPLINGS", "base_noise",
+    "central_difference_jacobian", "estimate_gradient", "gradient_samples", "implicit_jacobian",
+    "smoothed_gradient", "unrolled",
 ]
