@@ -88,6 +88,9 @@ def _model_grid(count: int):
     return fig, axes.flat
 
 
+ESTIMATOR_COLORS = {"Score": "C0", "Reparam": "C1", "LYY18": "C2", "Fixed": "C3", "DSGD": "C4"}
+
+
 def dsgd_elbo(document: dict, path) -> None:
     """ELBO along training, one panel per model; Fixed and DSGD at the reference η only."""
     models = document["traces"]
@@ -96,11 +99,13 @@ def dsgd_elbo(document: dict, path) -> None:
         for key, trace in traces.items():
             if "@" in key and not key.endswith("@0.14"):
                 continue
-            axis.plot(trace["steps"], trace["elbo"], lw=1.4, label=key)
+            axis.plot(trace["steps"], trace["elbo"], lw=1.4, label=key, color=ESTIMATOR_COLORS[key.split("@")[0]])
         axis.set_title(f"{name} (ℓ = {document['models'][name]['nesting_depth']})")
         axis.set_xlabel("iteration")
         axis.set_ylabel("crisp ELBO")
-        axis.set_yscale("symlog", linthresh=10.0)
+        values = np.abs(np.concatenate([np.asarray(t["elbo"]) for t in traces.values()]))
+        if values.max() > 100 * max(values.min(), 10.0):  # spans decades: a signed log axis
+            axis.set_yscale("symlog", linthresh=10.0)
         axis.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -126,6 +131,35 @@ def dsgd_variance(document: dict, path) -> None:
         axis.set_ylabel("mean component variance")
         axis.set_title(name)
         axis.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def smoothing_heatmap(document: dict, path) -> None:
+    """`log₁₀` of the variance relative to `none/plain/mc` of the same noise: one panel per
+    noise, tasks × strategies (covariate/antithetic/sampling); blank where not applicable."""
+    tasks = list(document)
+    names = [name for results in document.values() for name in results]
+    noises = list(dict.fromkeys(name.split("/")[0] for name in names))
+    strategies = list(dict.fromkeys(name.split("/", 1)[1] for name in names))
+    fig, axes = plt.subplots(len(noises), 1, figsize=(0.34 * len(strategies) + 2.5, 0.42 * len(tasks) * len(noises)
+                                                      + 1.4 * len(noises) + 0.6), squeeze=False)
+    for axis, noise in zip(axes[:, 0], noises):
+        grid = np.full((len(tasks), len(strategies)), np.nan)
+        for row, task in enumerate(tasks):
+            results = document[task]
+            baseline = results.get(f"{noise}/none/plain/mc")
+            for column, strategy in enumerate(strategies):
+                entry = results.get(f"{noise}/{strategy}")
+                if entry is not None and baseline is not None:
+                    grid[row, column] = np.log10(entry["variance"] / baseline["variance"])
+        limit = max(1.0, float(np.nanmax(np.abs(grid)))) if np.isfinite(grid).any() else 1.0
+        image = axis.imshow(grid, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+        axis.set_yticks(range(len(tasks)), tasks, fontsize=8)
+        axis.set_xticks(range(len(strategies)), strategies, rotation=90, fontsize=7)
+        axis.set_title(f"{noise}: log₁₀ variance / variance of none/plain/mc", fontsize=9)
+        fig.colorbar(image, ax=axis, fraction=0.02, pad=0.01)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
