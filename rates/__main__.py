@@ -1,5 +1,6 @@
 """`python -m rates report --out DIR [--quick]`: the rate report;
-`python -m rates dsgd --out DIR [--quick]`: the comparison of gradient estimators."""
+`python -m rates dsgd --out DIR [--quick]`: the comparison of gradient estimators;
+`python -m rates smoothing --out DIR [--quick]`: the variance study of black-box smoothing."""
 
 from __future__ import annotations
 
@@ -20,7 +21,18 @@ def main(argv=None) -> int:
     dsgd.add_argument("--quick", action="store_true", help="fewer steps, samples and η values (minutes)")
     dsgd.add_argument("--models", nargs="+", default=None, help="a subset of the models",
                       choices=("temperature", "textmsg", "influenza", "cheating", "xornet", "walk"))
+    smoothing = commands.add_parser("smoothing", help="variance of the black-box smoothing estimators on sorting "
+                                                      "and shortest paths; writes smoothing.md, smoothing.json "
+                                                      "and a heatmap")
+    smoothing.add_argument("--out", type=pathlib.Path, required=True, help="output directory")
+    smoothing.add_argument("--quick", action="store_true", help="two tasks, two noises, fewer repetitions "
+                                                                "and a smaller reference (1–2 minutes)")
     args = parser.parse_args(argv)
+    if args.command == "smoothing":
+        from rates.smoothing_report import write_smoothing_report
+
+        write_smoothing_report(args.out, args.quick)
+        return 0
     if args.command == "dsgd":
         from rates.dsgd_report import write_dsgd_report
 
