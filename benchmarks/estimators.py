@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import math
-import platform
 
 import jax
 import jax.numpy as jnp
@@ -32,7 +31,7 @@ temperature_module = importlib.import_module("problems.programs.temperature")
 textmsg_module = importlib.import_module("problems.programs.textmsg")
 walk_module = importlib.import_module("problems.programs.walk")
 
-from unrolled import best_time  # noqa: E402  (benchmarks/ is the script's directory)
+from _timing import best_time, machine  # noqa: E402  (benchmarks/ is the script's directory)
 
 
 def _normal(x, mean, std):
@@ -107,8 +106,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=16_000)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    print(f"{platform.machine()}, {jax.devices()[0].platform}, jax {jax.__version__}, "
-          f"{args.samples} single-sample estimates per call, best of {args.repeats}")
+    print(f"estimators: {args.samples} single-sample estimates per call, best of {args.repeats}")
+    print(machine(), "\n")
     print(f"{'model':<12} {'estimator':<10} {'baseline (s)':>13} {'language (s)':>13} {'ratio':>7}")
     key = jax.random.PRNGKey(0)
     for name, log_p in BASELINES.items():

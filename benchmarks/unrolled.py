@@ -6,38 +6,24 @@ compilation, best of `--repeats`) and ratios:
 
 - primal SGD alone (vmap over seeds of a `lax.scan`), the reference;
 - forward mode (`derivatives.unrolled(mode="forward")`), p tangents per seed;
-- the explicit recursion (`mode="recursion"`), a d×d Hessian per step;
-- a plain Python loop of eager `jax.grad` calls (and one of a jitted gradient),
-  timed over a few hundred steps of one seed and extrapolated to S·K steps.
+- the explicit recursion (`mode="recursion"`), a d×d Hessian per step.
 
-Usage: python benchmarks/unrolled.py [--seeds 256] [--steps 5000] [--loop-steps 300]
+The comparison with a Python loop of `jax.grad` calls is in `error_curves.py`.
+
+Usage: python benchmarks/unrolled.py [--seeds 256] [--steps 5000] [--skip-recursion]
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
-import time
 
 import jax
 import jax.numpy as jnp
 
 import derivatives
 import problems
+from _timing import best_time, machine
 from derivatives._sgd import minibatch, sgd_step
-
-
-def best_time(function, repeats: int) -> tuple[float, float]:
-    """(compile-and-run seconds of the first call, best of `repeats` later calls)."""
-    start = time.perf_counter()
-    jax.block_until_ready(function())
-    first = time.perf_counter() - start
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(function())
-        times.append(time.perf_counter() - start)
-    return first, min(times)
 
 
 def main() -> None:
@@ -45,7 +31,6 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--seeds", type=int, default=256)
     parser.add_argument("--steps", type=int, default=5000)
-    parser.add_argument("--loop-steps", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--skip-recursion", action="store_true")
     args = parser.parse_args()
@@ -54,9 +39,8 @@ def main() -> None:
     theta = problem.theta0
     alpha = 0.5 / float(problem.constants(theta).L)
     keys = jax.random.split(jax.random.key(0), args.seeds)
-    total_steps = args.seeds * args.steps
-    print(f"weighted_ridge d = p = {args.dim}, S = {args.seeds} seeds, K = {args.steps} steps, batch 1, float64")
-    print(f"{jax.devices()[0].platform} backend, {platform.processor() or platform.machine()}, jax {jax.__version__}\n")
+    print(f"unrolled: weighted_ridge d = p = {args.dim}, S = {args.seeds} seeds, K = {args.steps} steps, batch 1, float64")
+    print(machine(), "\n")
 
     @jax.jit
     def primal(keys):
@@ -76,29 +60,10 @@ def main() -> None:
     if not args.skip_recursion:
         rows.append(("explicit recursion", best_time(unrolled("recursion"), args.repeats)))
 
-    def python_loop(gradient):
-        x = jnp.zeros(problem.dim)
-        key = keys[0]
-        start = time.perf_counter()
-        for k in range(args.loop_steps):
-            batch = problem.sample(jax.random.fold_in(key, k), 1)
-            x = x - alpha * gradient(x, theta, batch)
-        jax.block_until_ready(x)
-        return (time.perf_counter() - start) / args.loop_steps * total_steps
-
-    python_loop(jax.jit(jax.grad(problem.loss)))  # warm up the compiled gradient
-    eager_loop = python_loop(jax.grad(problem.loss))
-    jitted_loop = python_loop(jax.jit(jax.grad(problem.loss)))
-
     reference = rows[0][1][1]
-    forward = rows[1][1][1]
     print(f"{'':34s}{'compile+run s':>14s}{'run s':>10s}{'÷ primal':>10s}")
     for name, (first, best) in rows:
         print(f"{name:34s}{first:14.2f}{best:10.2f}{best / reference:10.2f}")
-    print(f"\nPython loop, eager jax.grad (extrapolated from {args.loop_steps} steps): {eager_loop:10.1f} s")
-    print(f"Python loop, jitted jax.grad (extrapolated):                {jitted_loop:10.1f} s")
-    print(f"forward mode is {eager_loop / forward:,.0f}x faster than the eager loop "
-          f"and {jitted_loop / forward:,.0f}x faster than the jitted loop, while also computing the {args.dim}x{args.dim} Jacobian")
 
 
 if __name__ == "__main__":

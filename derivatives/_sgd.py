@@ -31,17 +31,23 @@ def derivative_step(problem, theta, batch, x, jac, alpha):
     return jac - alpha * (hessian @ jac + cross)
 
 
-def tangent_step(problem, theta, batch, x, jac, alpha):
-    """One SGD step and its forward-mode derivative: `J_{k+1} = ∂ₓstep·J_k + ∂θstep`.
+def tangent_step(problem, theta, batch, x, tangents, alpha):
+    """One SGD step and its forward-mode derivative, the Jacobian stored by rows of θ.
 
-    The same recursion as `derivative_step`, but through p Jacobian-vector products
-    of the gradient, which never form the d×d Hessian (a rank-b minibatch Hessian
-    costs O(b·d·p) per step instead of O(d²p)).
+    `tangents[j] = ∂θⱼ x_k` (so `tangents = J_kᵀ`, shape `(p, d)`), and
+
+        tangents_{k+1}[j] = ∂ₓstep · tangents[j] + ∂θⱼ step,
+
+    the recursion of `derivative_step` computed as p Jacobian-vector products of
+    the gradient that never form the d×d Hessian: a rank-b minibatch Hessian costs
+    O(b·d·p) per step instead of O(d²p). The primal step is evaluated once and shared
+    by the p products. Storing `Jᵀ` keeps each product on a contiguous row, which is
+    the layout `vmap` over tangents produces; with `(d, p)` storage the same recursion
+    ran 2.5× slower on a CPU (d = p = 64, 64 seeds vmapped).
     """
     def step(x_, theta_):
         return sgd_step(problem, theta_, batch, x_, alpha)
 
     x_next, push_forward = jax.linearize(step, x, theta)
-    basis = jnp.eye(theta.shape[0], dtype=jac.dtype)
-    jac_next = jax.vmap(push_forward, in_axes=(1, 0), out_axes=1)(jac, basis)
-    return x_next, jac_next
+    basis = jnp.eye(theta.shape[0], dtype=tangents.dtype)
+    return x_next, jax.vmap(push_forward)(tangents, basis)

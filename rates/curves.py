@@ -1,15 +1,22 @@
 """Error curves of SGD iterates and their derivatives, streamed over many seeds.
 
-For S seeds (a `vmap` axis, sharded across devices when there are several) and K
-steps, the mean and standard error over seeds of
+For S seeds and K steps, the mean and standard error over seeds of
 
 - `‖x_k − x*‖²`           (`iterate_error`),
 - `‖J_k − J*‖²_F`         (`jacobian_error`, `J_k = ∂θ x_k` by forward mode),
 - `F(x_k) − F(x*)`        (`suboptimality`),
 
 are recorded at log-spaced checkpoints. Between checkpoints a `fori_loop` runs the
-steps, so memory holds S iterates and Jacobians and the C checkpoint statistics,
-whatever K is.
+steps, so memory holds the iterates and Jacobians of the seeds in flight and the
+C checkpoint statistics, whatever K is.
+
+**Scale-out.** The seed axis is split over every JAX device (`jax.devices()`: all
+local GPUs, or every device of every process after `jax.distributed.initialize()`)
+with `shard_map`; each device runs its seeds in chunks (`lax.map` over `vmap`ped
+chunks, sized to stay in cache on a CPU), and the statistics are reduced over the
+global seed axis. Seed s always uses `split(key, S)[s]`, so the curves do not depend
+on the number of devices or on the chunk size beyond floating-point reassociation
+in the final mean (see `docs/performance.md`).
 """
 
 from __future__ import annotations
@@ -21,14 +28,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
-from jaxtyping import Array, Float, Int
+from jax.sharding import Mesh, PartitionSpec
+from jaxtyping import Int, Float
 
 from derivatives._sgd import minibatch, tangent_step
 from problems._validation import check_batch_size, check_count
 from rates.schedules import as_schedule
 
 STATISTICS = ("iterate_error", "jacobian_error", "suboptimality")
+
+SEED_AXIS = "seeds"
+
+# A CPU runs fastest when the Jacobians of one chunk of seeds stay in cache: measured
+# at d = p = 64, 32–64 seeds per chunk (1–2 MiB) beat 256 by 25–35%.
+CPU_CHUNK_BYTES = 2**21
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +74,11 @@ def checkpoints(num_steps: int, num_checkpoints: int) -> np.ndarray:
     return np.concatenate([[0], spaced])
 
 
+def seed_mesh(devices=None) -> Mesh:
+    """A one-axis mesh named `"seeds"` over `devices` (default: every device of every process)."""
+    return Mesh(np.asarray(jax.devices() if devices is None else devices), (SEED_AXIS,))
+
+
 def error_curves(
     problem,
     theta=None,
@@ -72,6 +90,8 @@ def error_curves(
     key=None,
     num_checkpoints: int = 32,
     x_init=None,
+    mesh: Mesh | None = None,
+    seeds_per_chunk: int | None = None,
 ) -> Curves:
     """Run SGD and its forward-mode derivative from `num_seeds` seeds; return the curves.
 
@@ -84,23 +104,18 @@ def error_curves(
       the same minibatches as `derivatives.unrolled` with that key.
     - `num_checkpoints`: about how many log-spaced steps to record (k = 0 included).
     - `x_init`: the common starting point (default 0); `J_0 = 0`.
+    - `mesh`: the devices to split the seeds over, a one-axis mesh named `"seeds"`
+      (default `seed_mesh()`: all devices, across hosts under `jax.distributed`).
+    - `seeds_per_chunk`: how many seeds each device advances together. Default: on a
+      CPU, as many as keep their Jacobians within 2 MiB; on an accelerator, all of
+      that device's seeds. S is padded up to a multiple of (devices × chunk) with
+      repeated keys whose results are discarded.
 
     **Returns:** a `Curves`.
     """
-    theta = problem.check_theta(problem.theta0 if theta is None else theta)
-    num_steps = check_count(num_steps, "num_steps", minimum=0)
-    num_seeds = check_count(num_seeds, "num_seeds", minimum=2)
-    check_count(num_checkpoints, "num_checkpoints", minimum=2)
-    if batch_size is not None:
-        check_batch_size(batch_size)
-    schedule = as_schedule(step_size)
-    x_init = jnp.zeros(problem.dim) if x_init is None else jnp.asarray(x_init, jnp.float64)
-    if x_init.shape != (problem.dim,):
-        raise ValueError(f"x_init must have shape ({problem.dim},), got {x_init.shape}")
-    keys = _shard_seeds(jax.random.split(jax.random.key(0) if key is None else key, num_seeds))
-    steps = checkpoints(num_steps, num_checkpoints)
-    segment_lengths = jnp.asarray(np.diff(steps, prepend=0), dtype=jnp.int64)
-    means, standard_errors = _curves(problem, theta, keys, schedule, x_init, segment_lengths, batch_size)
+    steps, arguments = _plan(problem, theta, step_size, num_steps, num_seeds, batch_size, key, num_checkpoints,
+                             x_init, mesh, seeds_per_chunk)
+    means, standard_errors = _curves(*arguments)
     means, standard_errors = np.asarray(means), np.asarray(standard_errors)
     return Curves(
         steps=steps,
@@ -111,48 +126,99 @@ def error_curves(
     )
 
 
-def _shard_seeds(keys):
-    """Spread the seed axis over all devices when it divides evenly."""
-    devices = jax.devices()
-    if len(devices) == 1 or keys.shape[0] % len(devices):
-        return keys
-    mesh = Mesh(np.asarray(devices), ("seeds",))
-    return jax.device_put(keys, NamedSharding(mesh, PartitionSpec("seeds")))
+def compiled_memory(problem, theta=None, **options) -> int:
+    """Bytes that the compiled `error_curves(problem, theta, **options)` allocates on each
+    device (arguments, outputs and temporaries, as XLA plans them), without running it.
+
+    The step count K enters only as the values of the checkpoint segment lengths, never as
+    a shape, so this figure is the same for every K (`tests/test_scale.py` checks it).
+    """
+    names = ("step_size", "num_steps", "num_seeds", "batch_size", "key", "num_checkpoints", "x_init", "mesh",
+             "seeds_per_chunk")
+    unknown = set(options) - set(names)
+    if unknown:
+        raise TypeError(f"unexpected options {sorted(unknown)}; error_curves takes {names}")
+    defaults = dict(batch_size=1, key=None, num_checkpoints=32, x_init=None, mesh=None, seeds_per_chunk=None)
+    _, arguments = _plan(problem, theta, **{**defaults, **options})
+    stats = _curves.lower(*arguments).compile().memory_analysis()
+    return int(stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes)
 
 
-@functools.partial(jax.jit, static_argnames=("batch_size",))
-def _curves(problem, theta, keys, schedule, x_init, segment_lengths, batch_size):
+def _plan(problem, theta, step_size, num_steps, num_seeds, batch_size, key, num_checkpoints, x_init, mesh,
+          seeds_per_chunk):
+    """Check the arguments of `error_curves`; return the checkpoints and `_curves`'s arguments."""
+    theta = problem.check_theta(problem.theta0 if theta is None else theta)
+    num_steps = check_count(num_steps, "num_steps", minimum=0)
+    num_seeds = check_count(num_seeds, "num_seeds", minimum=2)
+    check_count(num_checkpoints, "num_checkpoints", minimum=2)
+    if batch_size is not None:
+        check_batch_size(batch_size)
+    schedule = as_schedule(step_size)
+    x_init = jnp.zeros(problem.dim) if x_init is None else jnp.asarray(x_init, jnp.float64)
+    if x_init.shape != (problem.dim,):
+        raise ValueError(f"x_init must have shape ({problem.dim},), got {x_init.shape}")
+    mesh = seed_mesh() if mesh is None else mesh
+    if mesh.axis_names != (SEED_AXIS,):
+        raise ValueError(f"mesh must have the single axis {SEED_AXIS!r}, got {mesh.axis_names}")
+    seeds_per_device = -(-num_seeds // mesh.size)
+    if seeds_per_chunk is None:
+        seeds_per_chunk = default_chunk(seeds_per_device, problem.dim, theta.shape[0], mesh.devices.flat[0].platform)
+    chunk = min(check_count(seeds_per_chunk, "seeds_per_chunk"), seeds_per_device)
+    padded = mesh.size * chunk * -(-seeds_per_device // chunk)
+    steps = checkpoints(num_steps, num_checkpoints)
+    segment_lengths = jnp.asarray(np.diff(steps, prepend=0), dtype=jnp.int64)
+    key = jax.random.key(0) if key is None else key
+    return steps, (problem, theta, key, schedule, x_init, segment_lengths, batch_size, num_seeds, padded, chunk,
+                   mesh)
+
+
+def default_chunk(seeds_per_device: int, dim: int, param_dim: int, platform: str) -> int:
+    """Seeds advanced together on one device: all of them on an accelerator; on a CPU,
+    as many as keep their `(p, d)` Jacobians within `CPU_CHUNK_BYTES`."""
+    if platform != "cpu":
+        return seeds_per_device
+    return max(1, min(seeds_per_device, CPU_CHUNK_BYTES // (8 * dim * max(param_dim, 1))))
+
+
+@functools.partial(jax.jit, static_argnames=("batch_size", "num_seeds", "padded", "chunk", "mesh"))
+def _curves(problem, theta, key, schedule, x_init, segment_lengths, batch_size, num_seeds, padded, chunk, mesh):
     x_star = problem.solution(theta)
     jac_star = problem.solution_jacobian(theta)
     value_star = problem.objective(x_star, theta)
-    num_seeds = keys.shape[0]
+    # Padding seeds repeat real keys; their statistics are dropped before the reduction.
+    keys = jax.random.split(key, num_seeds)[jnp.arange(padded) % num_seeds]
 
-    def advance(state, step):
-        def one_seed(key, x, jac):
+    def one_seed(key, initial_state):
+        def advance(state, step):
             batch = minibatch(problem, key, step, batch_size)
-            return tangent_step(problem, theta, batch, x, jac, schedule(step))
+            return tangent_step(problem, theta, batch, *state, schedule(step))
 
-        return jax.vmap(one_seed)(keys, *state)
+        def segment(carry, length):
+            state, step = carry
+            state = lax.fori_loop(0, length, lambda i, s: advance(s, step + i), state)
+            x, tangents = state
+            statistics = jnp.stack([
+                jnp.sum((x - x_star) ** 2),
+                jnp.sum((tangents - jac_star.T) ** 2),
+                problem.objective(x, theta) - value_star,
+            ])
+            return (state, step + length), statistics
 
-    def statistics(x, jac):
-        per_seed = jnp.stack(
-            [
-                jnp.sum((x - x_star) ** 2, axis=1),
-                jnp.sum((jac - jac_star) ** 2, axis=(1, 2)),
-                jax.vmap(problem.objective, in_axes=(0, None))(x, theta) - value_star,
-            ],
-            axis=1,
+        return lax.scan(segment, (initial_state, jnp.asarray(0, jnp.int64)), segment_lengths)[1]
+
+    def on_device(local_keys):
+        # Each device's iterates are its own ("varying" over the mesh). Left invariant,
+        # the gradient in x would be transposed into a sum over devices.
+        initial_state = jax.tree.map(
+            lambda leaf: lax.pcast(leaf, SEED_AXIS, to="varying"),
+            (x_init, jnp.zeros((theta.shape[0], problem.dim))),
         )
-        mean = jnp.mean(per_seed, axis=0)
-        standard_error = jnp.std(per_seed, axis=0, ddof=1) / jnp.sqrt(num_seeds)
-        return mean, standard_error
+        chunks = local_keys.reshape(-1, chunk)
+        per_seed = lax.map(jax.vmap(lambda key: one_seed(key, initial_state)), chunks)
+        return per_seed.reshape(local_keys.shape[0], *per_seed.shape[2:])
 
-    def segment(carry, length):
-        state, step = carry
-        state = lax.fori_loop(0, length, lambda i, s: advance(s, step + i), state)
-        return (state, step + length), statistics(*state)
-
-    x = jnp.broadcast_to(x_init, (num_seeds, problem.dim))
-    jac = jnp.zeros((num_seeds, problem.dim, theta.shape[0]))
-    _, (means, standard_errors) = lax.scan(segment, ((x, jac), jnp.asarray(0, jnp.int64)), segment_lengths)
-    return means, standard_errors
+    per_seed = jax.shard_map(on_device, mesh=mesh, in_specs=PartitionSpec(SEED_AXIS),
+                             out_specs=PartitionSpec(SEED_AXIS))(keys)[:num_seeds]
+    mean = jnp.mean(per_seed, axis=0)
+    standard_error = jnp.std(per_seed, axis=0, ddof=1) / jnp.sqrt(num_seeds)
+    return mean, standard_error

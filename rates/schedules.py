@@ -22,7 +22,9 @@ def _schedule(cls):
 
 
 def _positive(value, name: str):
-    if isinstance(value, jax.core.Tracer):
+    # JAX rebuilds schedules from tracers and, when lowering, from placeholders: check numbers only.
+    if isinstance(value, jax.core.Tracer) or not isinstance(value, (numbers.Number, np.ndarray, np.generic,
+                                                                      jax.Array, list, tuple, str)):
         return value
     array = np.asarray(value, dtype=np.float64)
     if array.shape != () or not np.isfinite(array) or array <= 0:

@@ -1,0 +1,147 @@
+"""The engine at scale: the seed axis split over devices, chunks and processes gives the
+curves of one device, and memory does not grow with the number of steps.
+
+Device counts are fixed when JAX starts, so each configuration runs in a subprocess on
+the CPU: 1 device, 4 devices (`--xla_force_host_platform_device_count=4`), and two
+processes of 2 devices joined by `jax.distributed` (4 global devices).
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+import problems
+from rates import curves
+
+SCRIPT = """
+import json, sys, types
+import jax
+if len(sys.argv) > 2:  # process id, process count, coordinator port
+    jax.distributed.initialize(f"127.0.0.1:{sys.argv[3]}", int(sys.argv[2]), int(sys.argv[1]))
+import problems, rates
+import rates.curves
+if "break" in sys.argv[1:2]:
+    # Leave each device's starting point invariant over the mesh: its gradient in x is
+    # then transposed into a sum over devices, the error this comparison must catch.
+    rates.curves.lax = types.SimpleNamespace(**{**vars(jax.lax), "pcast": lambda x, *a, **k: x})
+
+def curves(problem, num_seeds, chunk=None):
+    c = rates.error_curves(problem, step_size=0.05, num_steps=300, num_seeds=num_seeds, key=jax.random.key(3),
+                           num_checkpoints=8, seeds_per_chunk=chunk)
+    return [getattr(c, name).tolist() for name in ("iterate_error", "jacobian_error", "suboptimality",
+                                                    "iterate_error_se", "jacobian_error_se")]
+
+logistic, ridge = problems.logistic(30, 3, seed=1), problems.weighted_ridge(40, 4, seed=2)
+print("RESULT " + json.dumps({
+    "devices": jax.device_count(), "processes": jax.process_count(),
+    "logistic, S = 8": curves(logistic, 8), "weighted ridge, S = 8": curves(ridge, 8),
+    "weighted ridge, S = 7": curves(ridge, 7), "weighted ridge, S = 8, chunks of 3": curves(ridge, 8, 3),
+}))
+"""
+
+RUNS = ("logistic, S = 8", "weighted ridge, S = 8", "weighted ridge, S = 7")
+
+
+def environment(devices):
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+    return dict(env, JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+
+
+def result(stdout):
+    return json.loads(next(line for line in stdout.splitlines() if line.startswith("RESULT "))[7:])
+
+
+def run(devices, *args):
+    out = subprocess.run([sys.executable, "-c", SCRIPT, *args], env=environment(devices), capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return result(out.stdout)
+
+
+def run_two_processes():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    workers = [subprocess.Popen([sys.executable, "-c", SCRIPT, str(i), "2", port], env=environment(2),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    for worker, (_, stderr) in zip(workers, outputs):
+        assert worker.returncode == 0, stderr[-3000:]
+    return [result(stdout) for stdout, _ in outputs]
+
+
+@pytest.fixture(scope="module")
+def one_device():
+    return run(1)
+
+
+def assert_same_curves(actual, expected):
+    # Per-seed values are those of one device; the summation order over seeds changes, a
+    # relative effect of order S·1e-16 (absolute, on a standard error that is exactly 0
+    # at k = 0, where every seed starts from the same point).
+    for name in RUNS:
+        actual_rows, expected_rows = np.asarray(actual[name]), np.asarray(expected[name])
+        scale = np.max(np.abs(expected_rows), axis=1, keepdims=True)
+        assert np.all(np.abs(actual_rows - expected_rows) <= 1e-12 * np.maximum(np.abs(expected_rows), scale)), name
+
+
+def test_chunks_and_padding_do_not_change_the_curves(one_device):
+    assert one_device["devices"] == 1
+    np.testing.assert_allclose(np.asarray(one_device["weighted ridge, S = 8, chunks of 3"]),  # padded to 9
+                               np.asarray(one_device["weighted ridge, S = 8"]), rtol=1e-12)
+
+
+def test_four_devices_give_the_curves_of_one(one_device):
+    four = run(4)
+    assert four["devices"] == 4
+    assert_same_curves(four, one_device)  # S = 7 pads to 8 over the 4 devices
+
+
+def test_two_processes_of_two_devices_give_the_curves_of_one(one_device):
+    for process in run_two_processes():
+        assert (process["devices"], process["processes"]) == (4, 2)
+        assert_same_curves(process, one_device)
+
+
+def test_the_comparison_catches_gradients_summed_over_devices(one_device):
+    """Negative check: with the starting point left device-invariant, every device
+    steps along the sum of all devices' gradients; the curves then differ by far more
+    than the tolerance."""
+    broken = run(4, "break")
+    iterate = np.asarray(broken["weighted ridge, S = 8"][0])
+    reference = np.asarray(one_device["weighted ridge, S = 8"][0])
+    assert np.max(np.abs(iterate / reference - 1)) > 1e-2
+
+
+def test_memory_does_not_grow_with_the_number_of_steps():
+    """XLA's allocation plan for K = 2,000 and K = 20,000 steps is the same (K is a value,
+    not a shape); the same measurement on a scan that keeps every iterate grows tenfold."""
+    problem = problems.weighted_ridge(100, 8, seed=0)
+    options = dict(step_size=0.01, num_seeds=16, num_checkpoints=16)
+    short, long = (curves.compiled_memory(problem, num_steps=k, **options) for k in (2_000, 20_000))
+    assert short == long
+
+    def keep_every_iterate(num_steps):
+        def trajectory(theta, key):
+            def step(x, k):
+                batch = problem.sample(jax.random.fold_in(key, k), 1)
+                x = x - 0.01 * jax.grad(problem.loss)(x, theta, batch)
+                return x, x
+            return lax.scan(step, jnp.zeros(problem.dim), jnp.arange(num_steps))[1]
+
+        def run_all(theta, keys):
+            return jax.vmap(jax.jacfwd(trajectory), (None, 0))(theta, keys)
+
+        stats = jax.jit(run_all).lower(problem.theta0, jax.random.split(jax.random.key(0), 16)).compile()
+        stats = stats.memory_analysis()
+        return stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
+
+    assert keep_every_iterate(20_000) > 5 * keep_every_iterate(2_000)
