@@ -13,10 +13,10 @@ C checkpoint statistics, whatever K is.
 **Scale-out.** The seed axis is split over every JAX device (`jax.devices()`: all
 local GPUs, or every device of every process after `jax.distributed.initialize()`)
 with `shard_map`; each device runs its seeds in chunks (`lax.map` over `vmap`ped
-chunks, sized to stay in cache on a CPU), and the statistics are reduced over the
-global seed axis. Seed s always uses `split(key, S)[s]`, so the curves do not depend
-on the number of devices or on the chunk size beyond floating-point reassociation
-in the final mean (see `docs/performance.md`).
+chunks, sized to stay in cache on a CPU). The per-seed statistics (S × C × 3 numbers)
+are gathered and reduced on the host in seed order. Seed s always uses
+`split(key, S)[s]`, so the curves are the same, bit for bit, whatever the number of
+devices, processes or the chunk size (see `docs/performance.md`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.sharding import Mesh, PartitionSpec
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Int, Float
 
 from derivatives._sgd import minibatch, tangent_step
@@ -39,8 +39,9 @@ STATISTICS = ("iterate_error", "jacobian_error", "suboptimality")
 
 SEED_AXIS = "seeds"
 
-# A CPU runs fastest when the Jacobians of one chunk of seeds stay in cache: measured
-# at d = p = 64, 32–64 seeds per chunk (1–2 MiB) beat 256 by 25–35%.
+# On a CPU, chunks whose Jacobians stay in cache (d = p = 64: 32–64 seeds, 1–2 MiB)
+# measured up to 10% faster than all 256 seeds at once, and they bound the memory of a
+# run with many seeds.
 CPU_CHUNK_BYTES = 2**21
 
 
@@ -115,8 +116,9 @@ def error_curves(
     """
     steps, arguments = _plan(problem, theta, step_size, num_steps, num_seeds, batch_size, key, num_checkpoints,
                              x_init, mesh, seeds_per_chunk)
-    means, standard_errors = _curves(*arguments)
-    means, standard_errors = np.asarray(means), np.asarray(standard_errors)
+    per_seed = np.asarray(_curves(*arguments))                           # (S, C, 3)
+    means = per_seed.mean(axis=0)
+    standard_errors = per_seed.std(axis=0, ddof=1) / np.sqrt(per_seed.shape[0])
     return Curves(
         steps=steps,
         **{name: means[:, i] for i, name in enumerate(STATISTICS)},
@@ -219,6 +221,6 @@ def _curves(problem, theta, key, schedule, x_init, segment_lengths, batch_size, 
 
     per_seed = jax.shard_map(on_device, mesh=mesh, in_specs=PartitionSpec(SEED_AXIS),
                              out_specs=PartitionSpec(SEED_AXIS))(keys)[:num_seeds]
-    mean = jnp.mean(per_seed, axis=0)
-    standard_error = jnp.std(per_seed, axis=0, ddof=1) / jnp.sqrt(num_seeds)
-    return mean, standard_error
+    # Gathered to every device (S × C × 3 numbers): each process reduces them on the host
+    # in the same order, whatever the number of devices.
+    return lax.with_sharding_constraint(per_seed, NamedSharding(mesh, PartitionSpec()))
