@@ -24,7 +24,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 
 FULL = [
     ("error_curves.py", [], {}),
-    ("error_curves.py", ["--loop-steps", "30"], {"JAX_NUM_CPU_DEVICES": "cores"}),
+    ("error_curves.py", [], {"JAX_NUM_CPU_DEVICES": "cores"}),
     ("memory.py", [], {}),
     ("unrolled.py", [], {}),
     ("dsgd.py", [], {}),
