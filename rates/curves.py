@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 
 import jax
 import jax.numpy as jnp
@@ -135,13 +136,13 @@ def compiled_memory(problem, theta=None, **options) -> int:
     The step count K enters only as the values of the checkpoint segment lengths, never as
     a shape, so this figure is the same for every K (`tests/test_scale.py` checks it).
     """
-    names = ("step_size", "num_steps", "num_seeds", "batch_size", "key", "num_checkpoints", "x_init", "mesh",
-             "seeds_per_chunk")
-    unknown = set(options) - set(names)
-    if unknown:
-        raise TypeError(f"unexpected options {sorted(unknown)}; error_curves takes {names}")
-    defaults = dict(batch_size=1, key=None, num_checkpoints=32, x_init=None, mesh=None, seeds_per_chunk=None)
-    _, arguments = _plan(problem, theta, **{**defaults, **options})
+    # Bound against error_curves's own signature, so both share its defaults and checks.
+    try:
+        bound = inspect.signature(error_curves).bind(problem, theta, **options)
+    except TypeError as error:
+        raise TypeError(f"compiled_memory takes the arguments of error_curves: {error}") from None
+    bound.apply_defaults()
+    _, arguments = _plan(**bound.arguments)
     stats = _curves.lower(*arguments).compile().memory_analysis()
     return int(stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes)
 
