@@ -17,6 +17,8 @@ import argparse
 
 import jax
 
+jax.config.update("jax_enable_x64", True)  # a script sets float64; the library leaves it to its caller
+
 from _timing import best_time, machine
 from rates import dsgd
 from rates.dsgd_report import PROTOCOL, REFERENCE_ETA, estimator_runs, models

@@ -26,6 +26,8 @@ import argparse
 import time
 
 import jax
+
+jax.config.update("jax_enable_x64", True)  # a script sets float64; the library leaves it to its caller
 import jax.numpy as jnp
 import numpy as np
 from jax import lax

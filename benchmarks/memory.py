@@ -29,6 +29,7 @@ STEPS = (2_000, 20_000)
 
 def child(kind: str, num_steps: int, num_seeds: int, dim: int) -> dict:
     import jax
+    jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
 
     import problems

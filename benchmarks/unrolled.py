@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 
 import jax
+
+jax.config.update("jax_enable_x64", True)  # a script sets float64; the library leaves it to its caller
 import jax.numpy as jnp
 
 import derivatives

@@ -45,6 +45,7 @@ def demonstrate(problem, num_steps: int, num_seeds: int) -> None:
 
 
 def main() -> None:
+    jax.config.update("jax_enable_x64", True)  # the library leaves float64 to its caller
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--seeds", type=int, default=16)

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from problems._validation import check_count, concrete
+from problems._validation import as_key, check_count, concrete, require_x64
 from problems.programs.program import Program
 
 ESTIMATORS = ("score", "reparam", "lyy18", "smoothed")
@@ -117,7 +117,7 @@ def gradient_samples(
     Works under `jit` (with `program`, `estimator`, `num_samples`, `boundary` static) and
     `vmap` (over `theta`, `key` or `eta`); the samples are computed by `vmap`.
     """
-    theta, eta = _check_arguments(program, theta, key, estimator, num_samples, eta, boundary)
+    theta, key, eta = _check_arguments(program, theta, key, estimator, num_samples, eta, boundary)
     return _gradient_samples(program, theta, key, eta, estimator=estimator, num_samples=num_samples,
                              boundary=boundary)
 
@@ -146,13 +146,15 @@ def base_noise(program: Program, key: PRNGKeyArray, num_samples: int) -> Float[A
     """The `ε` behind each row of `gradient_samples(program, θ, key, …, num_samples)`:
     the noise of score, reparam and smoothed and of the reparameterisation term of
     lyy18. `z = program.family.sample(θ, ε)` is the sample those rows use."""
+    require_x64()
     num_samples = check_count(num_samples, "num_samples")
-    return jax.vmap(lambda k: _noise(program, k))(jax.random.split(key, num_samples))
+    return jax.vmap(lambda k: _noise(program, k))(jax.random.split(as_key(key), num_samples))
 
 
 # --- checks -------------------------------------------------------------------------------
 
 def _check_arguments(program, theta, key, estimator, num_samples, eta, boundary):
+    require_x64()
     if not isinstance(program, Program):
         raise TypeError(f"program must be a problems.programs.Program, got {type(program).__name__}")
     if estimator not in ESTIMATORS:
@@ -170,17 +172,13 @@ def _check_arguments(program, theta, key, estimator, num_samples, eta, boundary)
     values = concrete(theta)
     if values is not None and not np.all(np.isfinite(values)):
         raise ValueError(f"theta must be finite, got {values}")
-    key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
-    typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-    if not (typed and key.ndim == 0) and not (key.dtype == jnp.uint32 and key.ndim == 1):
-        raise ValueError(f"key must be a single JAX PRNG key (jax.random.key or jax.random.PRNGKey), "
-                         f"got dtype {key.dtype} and shape {key.shape}")
     if estimator == "lyy18" and not program.affine:
         raise ValueError(f"estimator 'lyy18' needs every guard affine in z (g = a·z − c), but program "
                          f"{program.name!r} has guards that are not affine; use 'score' or 'smoothed'")
+    key = as_key(key)
     if estimator != "smoothed":
-        return theta, None
-    return theta, _check_eta(eta)
+        return theta, key, None
+    return theta, key, _check_eta(eta)
 
 
 def _check_eta(eta):

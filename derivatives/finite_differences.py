@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from problems._validation import require_x64
+
 
 def central_difference_jacobian(function, theta, step: float = 1e-5) -> Float[Array, "... p"]:
     """`[f(θ + h eⱼ) − f(θ − h eⱼ)] / 2h` for each coordinate j, stacked last.
@@ -15,6 +17,7 @@ def central_difference_jacobian(function, theta, step: float = 1e-5) -> Float[Ar
     For a stochastic `f`, keep its key fixed inside `function` so that both
     evaluations see the same randomness.
     """
+    require_x64()
     theta = jnp.asarray(theta, jnp.float64)
     basis = jnp.eye(theta.shape[0]) * step
     columns = [(function(theta + e) - function(theta - e)) / (2.0 * step) for e in basis]

@@ -118,7 +118,7 @@ import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 
-from problems._validation import concrete
+from problems._validation import as_key, concrete, require_x64
 from proofs_check.densities import DENSITIES
 
 NOISES = tuple(DENSITIES)
@@ -203,12 +203,12 @@ def smoothed_gradient(
     **Returns:** `(value, jacobian)`, shapes `out` and `out + x.shape` where `out` is the
     shape of `f(x)`; with `wrt_scale=True` also `scale_jacobian`, shape `out + scale.shape`.
 
-    Bad arguments raise `ValueError` (`TypeError` for a non-callable f) naming the argument
+    Bad arguments raise `ValueError` (`TypeError` for a non-callable f or a bad key) naming the argument
     and its valid range, before anything is compiled. Works under `jit` (with `f`, `noise`,
     `num_samples`, `covariate`, `sampling`, `antithetic`, `wrt_scale`, `host` static) and
     `vmap` (over `x`, `key`, `scale`).
     """
-    x, scale, spec = _check_arguments(f, x, key, noise, scale, num_samples, covariate, sampling,
+    x, key, scale, spec = _check_arguments(f, x, key, noise, scale, num_samples, covariate, sampling,
                                       antithetic, wrt_scale, host)
     try:
         hash(f)
@@ -379,6 +379,7 @@ def _integer_root(size, dim):
 # --- checks -------------------------------------------------------------------------------------
 
 def _check_arguments(f, x, key, noise, scale, num_samples, covariate, sampling, antithetic, wrt_scale, host):
+    require_x64()
     if not callable(f):
         raise TypeError(f"f must be callable (a function of arrays of the shape of x), got {type(f).__name__}")
     for name, value, valid in (("noise", noise, NOISES), ("covariate", covariate, COVARIATES),
@@ -409,7 +410,7 @@ def _check_arguments(f, x, key, noise, scale, num_samples, covariate, sampling, 
     values = concrete(x)
     if values is not None and not np.all(np.isfinite(values)):
         raise ValueError(f"x must be finite, got {values}")
-    _check_key(key)
+    key = as_key(key)
     dim = x.size
     if sampling == "cartesian":
         _check_cartesian(num_samples, dim, antithetic)
@@ -433,7 +434,7 @@ def _check_arguments(f, x, key, noise, scale, num_samples, covariate, sampling, 
     host_shape = _check_output(f, x, host)
     spec = dict(noise=noise, num_samples=num_samples, covariate=covariate, sampling=sampling,
                 antithetic=antithetic, wrt_scale=wrt_scale, scale_kind=scale_kind, host_shape=host_shape)
-    return x, scale, spec
+    return x, key, scale, spec
 
 
 def _as_real_array(value, name):
@@ -444,14 +445,6 @@ def _as_real_array(value, name):
     if not (jnp.issubdtype(array.dtype, jnp.floating) or jnp.issubdtype(array.dtype, jnp.integer)):
         raise ValueError(f"{name} must hold real numbers, got dtype {array.dtype}")
     return array.astype(jnp.float64)
-
-
-def _check_key(key):
-    key = key if isinstance(key, jax.Array) else jnp.asarray(key)
-    typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-    if not (typed and key.ndim == 0) and not (key.dtype == jnp.uint32 and key.shape == (2,)):
-        raise ValueError(f"key must be a single JAX PRNG key (jax.random.key or jax.random.PRNGKey), "
-                         f"got dtype {key.dtype} and shape {key.shape}")
 
 
 def _check_cartesian(num_samples, dim, antithetic):

@@ -9,9 +9,9 @@ import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from derivatives._sgd import derivative_step, minibatch, sgd_step
-from problems._validation import check_batch_size, check_count
-from rates.schedules import as_schedule
+from derivatives._sgd import (
+    check_run, derivative_step, divergence_error, first_nonfinite_step, minibatch, sgd_step,
+)
 
 MODES = ("forward", "reverse", "recursion")
 
@@ -35,7 +35,8 @@ def unrolled(
     **Arguments:**
 
     - `problem`: any object with the `problems.Problem` interface.
-    - `theta`: shape `(p,)`. `key`: a JAX PRNG key.
+    - `theta`: shape `(p,)`. `key`: a JAX PRNG key, typed (`jax.random.key`) or legacy
+      (`jax.random.PRNGKey`); both give the same minibatches.
     - `step_size`: a number > 0, a `rates` schedule, or a function `k ↦ α_k`.
     - `num_steps`: K ≥ 0. `batch_size`: minibatch size, or `None` for full-batch
       gradient descent.
@@ -52,42 +53,51 @@ def unrolled(
 
     **Returns:** `(x_K, J_K)` with shapes `(d,)` and `(d, p)`.
 
+    **Raises:** `ValueError` for bad arguments (a step size that is not finite and > 0 at
+    some step k < K names that step), `TypeError` for a bad key, `DivergenceError` when
+    the result is not finite (naming the first non-finite step, α_0 and 2/L); a step above
+    2/L warns (`StepSizeWarning`). Values are checked only when concrete.
+
     Works under `jit` and `vmap` (over keys, θ or initial points).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    num_steps = check_count(num_steps, "num_steps", minimum=0)
-    if batch_size is not None:
-        check_batch_size(batch_size)
-    theta = problem.check_theta(theta)
-    schedule = as_schedule(step_size)
-    x_init = jnp.zeros(problem.dim) if x_init is None else jnp.asarray(x_init, jnp.float64)
-    if x_init.shape != (problem.dim,):
-        raise ValueError(f"x_init must have shape ({problem.dim},), got {x_init.shape}")
-    return _unrolled(problem, theta, key, schedule, x_init, num_steps, batch_size, mode)
+    theta, key, schedule, x_init = check_run(problem, theta, key, step_size, num_steps, batch_size, x_init)
+    x, jac, first_nonfinite = _unrolled(problem, theta, key, schedule, x_init, num_steps, batch_size, mode)
+    if not isinstance(x, jax.core.Tracer):
+        if int(first_nonfinite) >= 0:
+            raise divergence_error(problem, theta, schedule, f"from step k = {int(first_nonfinite)} on")
+        if not bool(jnp.all(jnp.isfinite(jac))):
+            raise divergence_error(problem, theta, schedule, f"at the last step k = {num_steps}")
+    return x, jac
 
 
 @functools.partial(jax.jit, static_argnames=("num_steps", "batch_size", "mode"))
 def _unrolled(problem, theta, key, schedule, x_init, num_steps, batch_size, mode):
+    """`(x_K, J_K, k̂)` with k̂ the first step whose iterate is not finite (−1 if none)."""
+    no_step = jnp.asarray(-1, jnp.int64)
     if mode == "recursion":
         def step(carry, k):
-            x, jac = carry
+            x, jac, first = carry
             batch = minibatch(problem, key, k, batch_size)
             alpha = schedule(k)
-            return (sgd_step(problem, theta, batch, x, alpha),
-                    derivative_step(problem, theta, batch, x, jac, alpha)), None
+            x_next = sgd_step(problem, theta, batch, x, alpha)
+            return (x_next, derivative_step(problem, theta, batch, x, jac, alpha),
+                    first_nonfinite_step(first, k + 1, x_next)), None
 
         jac_init = jnp.zeros((problem.dim, theta.shape[0]))
-        (x, jac), _ = lax.scan(step, (x_init, jac_init), jnp.arange(num_steps))
-        return x, jac
+        (x, jac, first), _ = lax.scan(step, (x_init, jac_init, no_step), jnp.arange(num_steps))
+        return x, jac, first
 
     def final_iterate(theta_):
-        def step(x, k):
-            return sgd_step(problem, theta_, minibatch(problem, key, k, batch_size), x, schedule(k)), None
+        def step(carry, k):
+            x, first = carry
+            x_next = sgd_step(problem, theta_, minibatch(problem, key, k, batch_size), x, schedule(k))
+            return (x_next, first_nonfinite_step(first, k + 1, x_next)), None
 
-        x, _ = lax.scan(step, x_init, jnp.arange(num_steps))
-        return x, x
+        (x, first), _ = lax.scan(step, (x_init, no_step), jnp.arange(num_steps))
+        return x, (x, first)
 
     differentiate = jax.jacfwd if mode == "forward" else jax.jacrev
-    jac, x = differentiate(final_iterate, has_aux=True)(theta)
-    return x, jac
+    jac, (x, first) = differentiate(final_iterate, has_aux=True)(theta)
+    return x, jac, first

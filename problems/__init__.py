@@ -2,16 +2,12 @@
 
 Every generator returns an object with the `Problem` interface: `dim`, `param_dim`,
 `theta0`, `sample`, `loss`, `objective`, `solution`, `solution_jacobian`, `constants`.
-Importing this package turns on float64 in JAX: rates are checked far below float32's
-resolution.
+Everything computes in float64 (rates are checked far below float32's resolution); importing
+the package changes no global state, so enable it first: `jax.config.update("jax_enable_x64", True)`.
 """
 
-import jax
-
-jax.config.update("jax_enable_x64", True)
-
-from problems._base import Constants, FiniteSumProblem, Problem  # noqa: E402
-from problems.blackbox import (  # noqa: E402
+from problems._base import Constants, FiniteSumProblem, Problem
+from problems.blackbox import (
     heaviside_sum,
     rank,
     shortest_path,
@@ -21,12 +17,12 @@ from problems.blackbox import (  # noqa: E402
     sorting_task,
     step,
 )
-from problems.from_loss import from_loss  # noqa: E402
-from problems.least_squares import INTERPOLATION_MODES, least_squares  # noqa: E402
-from problems.logistic import logistic  # noqa: E402
-from problems.quadratic import quadratic  # noqa: E402
-from problems.ridge import ridge, weighted_ridge  # noqa: E402
-from problems import programs  # noqa: E402
+from problems.from_loss import from_loss
+from problems.least_squares import INTERPOLATION_MODES, least_squares
+from problems.logistic import logistic
+from problems.quadratic import quadratic
+from problems.ridge import ridge, weighted_ridge
+from problems import programs
 
 __all__ = [
     "Constants",

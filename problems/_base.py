@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
-from problems._validation import as_theta, check_batch_size
+from problems._validation import as_key, as_theta, check_batch_size
 
 
 def problem_dataclass(cls):
@@ -146,7 +146,7 @@ class FiniteSumProblem(abc.ABC):
     def sample(self, key: PRNGKeyArray, batch_size: int) -> PyTree:
         """A minibatch of `batch_size` samples drawn uniformly with replacement."""
         check_batch_size(batch_size)
-        index = jax.random.randint(key, (batch_size,), 0, self.n_samples)
+        index = jax.random.randint(as_key(key), (batch_size,), 0, self.n_samples)
         return jax.tree_util.tree_map(lambda leaf: leaf[index], self.data)
 
     def loss(self, x, theta, batch) -> Float[Array, ""]:

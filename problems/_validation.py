@@ -6,11 +6,33 @@ Each error names the argument and its valid range. Values that are traced (under
 
 from __future__ import annotations
 
+import functools
 import numbers
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+
+X64_HELP = (
+    "this toolkit computes in float64 (rates are checked far below float32's resolution), "
+    "and JAX's float64 mode is off. Enable it once, before creating any array: "
+    "`jax.config.update(\"jax_enable_x64\", True)`, or set the environment variable JAX_ENABLE_X64=1"
+)
+
+
+class Float64Required(RuntimeError):
+    """Raised when a library function is called while JAX's float64 mode is off."""
+
+
+def require_x64() -> None:
+    """Raise `Float64Required` unless JAX's float64 mode is on.
+
+    Importing the packages leaves JAX's configuration alone (a user's float32 model in the
+    same program keeps its dtype); the public entry points call this instead.
+    """
+    if not jax.config.read("jax_enable_x64"):
+        raise Float64Required(X64_HELP)
 
 
 def concrete(value):
@@ -22,6 +44,7 @@ def concrete(value):
 
 def as_theta(theta, param_dim: int, check_values=None):
     """`θ` as float64 of shape `(param_dim,)`; `check_values` runs on concrete values."""
+    require_x64()
     theta = jnp.asarray(theta, dtype=jnp.float64)
     if theta.shape != (param_dim,):
         raise ValueError(
@@ -70,3 +93,40 @@ def as_matrix(array, name: str, n_rows: int | None = None):
         raise ValueError(f"{name} must have shape {expected}, got shape {array.shape}")
     check_finite_data(array, name)
     return array
+
+
+@functools.cache
+def _legacy_key_shape() -> tuple[int, ...]:
+    return jax.eval_shape(lambda: jax.random.key_data(jax.random.key(0))).shape
+
+
+KEY_HELP = "a single JAX PRNG key: jax.random.key(seed) or a legacy jax.random.PRNGKey(seed) array"
+
+
+def as_key(key, name: str = "key"):
+    """`key` as a typed PRNG key; legacy `PRNGKey` arrays are wrapped, anything else is refused.
+
+    A legacy key is the raw data of a typed key of the default implementation
+    (`jax.random.PRNGKey(s)` holds `key_data(jax.random.key(s))`), so wrapping it gives the
+    same draws. Works on traced keys too (under `vmap` over keys, each call sees one key).
+
+    **Raises:** `TypeError` naming `name` and what is accepted.
+    """
+    if key is None or isinstance(key, (bool, numbers.Number, str)):
+        raise TypeError(f"{name} must be {KEY_HELP}, got {key!r}")
+    try:
+        array = key if isinstance(key, jax.Array) else jnp.asarray(key)
+    except TypeError:
+        raise TypeError(f"{name} must be {KEY_HELP}, got {type(key).__name__}") from None
+    if jnp.issubdtype(array.dtype, jax.dtypes.prng_key):
+        if array.ndim != 0:
+            raise TypeError(f"{name} must be {KEY_HELP}, got an array of {array.shape} typed keys; "
+                            f"pass one key, or vmap over the keys")
+        return array
+    legacy_shape = _legacy_key_shape()
+    if array.dtype == jnp.uint32 and array.shape == legacy_shape:
+        return jax.random.wrap_key_data(array)
+    if array.dtype == jnp.uint32 and array.shape[-len(legacy_shape):] == legacy_shape:
+        raise TypeError(f"{name} must be {KEY_HELP}, got an array of {array.shape[:-len(legacy_shape)]} legacy "
+                        f"keys; pass one key, or vmap over the keys")
+    raise TypeError(f"{name} must be {KEY_HELP}, got an array of dtype {array.dtype} and shape {array.shape}")

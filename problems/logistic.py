@@ -18,6 +18,7 @@ Constants (exact suprema):
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -28,7 +29,8 @@ from problems._design import check_conditioning, gaussian_design, max_row_norm_s
 from problems._newton import newton_minimise
 from problems._validation import as_matrix, check_count, check_positive
 
-SUP_LOGISTIC_THIRD_DERIVATIVE = 1.0 / (6.0 * jnp.sqrt(3.0))
+# A Python float: an array made at import would be float32 when float64 is not yet on.
+SUP_LOGISTIC_THIRD_DERIVATIVE = 1.0 / (6.0 * math.sqrt(3.0))
 
 
 @problem_dataclass

@@ -1,13 +1,6 @@
 """How fast SGD iterates and their derivatives converge: schedules, curves, bounds, verdicts."""
 
-import jax
-
-jax.config.update("jax_enable_x64", True)
-
-from rates import bounds, fit, verdict  # noqa: E402
-from rates.curves import Curves, error_curves  # noqa: E402
-from rates.verdict import check  # noqa: E402
-from rates.schedules import (  # noqa: E402
+from derivatives.schedules import (
     Constant,
     FromFunction,
     PolynomialDecay,
@@ -18,6 +11,9 @@ from rates.schedules import (  # noqa: E402
     inverse_time,
     polynomial_decay,
 )
+from rates import bounds, fit, verdict
+from rates.curves import Curves, error_curves
+from rates.verdict import check
 
 __all__ = [
     "Curves",

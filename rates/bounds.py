@@ -10,6 +10,7 @@ from typing import Mapping
 import numpy as np
 import sympy as sp
 
+from derivatives.schedules import Constant, PolynomialDecay
 from proofs_check import Certificate, gradient_descent, sgd
 
 
@@ -125,8 +126,6 @@ def sgd_bounds(constants, schedule, *, batch_size: int, x0_error_sq: float, jac0
     The conditions also require every per-sample loss to be convex (true of every
     generator in `problems`; a user's `from_loss` problem must check it).
     """
-    from rates.schedules import Constant, PolynomialDecay
-
     mu, L = float(constants.mu), float(constants.L)
     common = dict(mu=mu, sigma2=float(constants.sigma2), sigma2_jac=float(constants.sigma2_jac), b=float(batch_size),
                   M=coupling(constants, jac_star_norm),

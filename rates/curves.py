@@ -32,9 +32,8 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Int, Float
 
-from derivatives._sgd import minibatch, tangent_step
-from problems._validation import check_batch_size, check_count
-from rates.schedules import as_schedule
+from derivatives._sgd import check_run, divergence_error, minibatch, tangent_step
+from problems._validation import check_count
 
 STATISTICS = ("iterate_error", "jacobian_error", "suboptimality")
 
@@ -102,8 +101,8 @@ def error_curves(
     - `problem`: a `problems.Problem`; `theta` defaults to `problem.theta0`.
     - `step_size`: a number, a `rates` schedule or a function `k ↦ α_k`.
     - `num_steps`: K; `num_seeds`: S; `batch_size`: b, or `None` for full batch.
-    - `key`: the JAX key (default `jax.random.key(0)`); seed s uses `split(key, S)[s]`,
-      the same minibatches as `derivatives.unrolled` with that key.
+    - `key`: the JAX key, typed or legacy `PRNGKey` (default `jax.random.key(0)`); seed s
+      uses `split(key, S)[s]`, the same minibatches as `derivatives.unrolled` with that key.
     - `num_checkpoints`: about how many log-spaced steps to record (k = 0 included).
     - `x_init`: the common starting point (default 0); `J_0 = 0`.
     - `mesh`: the devices to split the seeds over, a one-axis mesh named `"seeds"`
@@ -114,10 +113,19 @@ def error_curves(
       repeated keys whose results are discarded.
 
     **Returns:** a `Curves`.
+
+    **Raises:** as `derivatives.unrolled` (bad arguments, a step size that is not finite
+    and > 0 where it is used, a step above 2/L warns), and `DivergenceError` naming the
+    first checkpoint whose statistics are not finite.
     """
     steps, arguments = _plan(problem, theta, step_size, num_steps, num_seeds, batch_size, key, num_checkpoints,
                              x_init, mesh, seeds_per_chunk)
     per_seed = np.asarray(_curves(*arguments))                           # (S, C, 3)
+    nonfinite = ~np.all(np.isfinite(per_seed), axis=(0, 2))
+    if nonfinite.any():
+        first = int(steps[np.argmax(nonfinite)])
+        raise divergence_error(problem, arguments[1], arguments[3],
+                               f"from the checkpoint k = {first} on (in at least one seed)")
     means = per_seed.mean(axis=0)
     standard_errors = per_seed.std(axis=0, ddof=1) / np.sqrt(per_seed.shape[0])
     return Curves(
@@ -150,16 +158,11 @@ def compiled_memory(problem, theta=None, **options) -> int:
 def _plan(problem, theta, step_size, num_steps, num_seeds, batch_size, key, num_checkpoints, x_init, mesh,
           seeds_per_chunk):
     """Check the arguments of `error_curves`; return the checkpoints and `_curves`'s arguments."""
-    theta = problem.check_theta(problem.theta0 if theta is None else theta)
-    num_steps = check_count(num_steps, "num_steps", minimum=0)
+    key = jax.random.key(0) if key is None else key
+    theta, key, schedule, x_init = check_run(problem, problem.theta0 if theta is None else theta, key, step_size,
+                                             num_steps, batch_size, x_init, stacklevel=4)
     num_seeds = check_count(num_seeds, "num_seeds", minimum=2)
     check_count(num_checkpoints, "num_checkpoints", minimum=2)
-    if batch_size is not None:
-        check_batch_size(batch_size)
-    schedule = as_schedule(step_size)
-    x_init = jnp.zeros(problem.dim) if x_init is None else jnp.asarray(x_init, jnp.float64)
-    if x_init.shape != (problem.dim,):
-        raise ValueError(f"x_init must have shape ({problem.dim},), got {x_init.shape}")
     mesh = seed_mesh() if mesh is None else mesh
     if mesh.axis_names != (SEED_AXIS,):
         raise ValueError(f"mesh must have the single axis {SEED_AXIS!r}, got {mesh.axis_names}")
@@ -170,7 +173,6 @@ def _plan(problem, theta, step_size, num_steps, num_seeds, batch_size, key, num_
     padded = mesh.size * chunk * -(-seeds_per_device // chunk)
     steps = checkpoints(num_steps, num_checkpoints)
     segment_lengths = jnp.asarray(np.diff(steps, prepend=0), dtype=jnp.int64)
-    key = jax.random.key(0) if key is None else key
     return steps, (problem, theta, key, schedule, x_init, segment_lengths, batch_size, num_seeds, padded, chunk,
                    mesh)
 

@@ -40,9 +40,10 @@ import jax.numpy as jnp
 import numpy as np
 
 import derivatives
+from problems._validation import as_key, require_x64
 from proofs_check.smoothing import dsgd_schedule_admissible, dsgd_schedule_conditions
 from rates.fit import fit_power_law
-from rates.schedules import PolynomialDecay, Schedule, accuracy, as_schedule, polynomial_decay
+from derivatives.schedules import PolynomialDecay, Schedule, accuracy, as_schedule, polynomial_decay
 
 OPTIMIZERS = ("adam", "sgd")
 ADAM_BETAS = (0.9, 0.999)
@@ -124,6 +125,8 @@ def train_grid(program, accuracies, *, key, **options) -> list[Trace]:
 
 def _run(program, estimator, accuracies, *, key, optimizer="adam", step_size=0.0015, num_steps=10_000,
          num_samples=16, log_every=100, num_log_samples=1000, theta0=None, batched):
+    require_x64()
+    key = as_key(key)
     if estimator not in derivatives.ESTIMATORS:
         raise ValueError(f"estimator must be one of {derivatives.ESTIMATORS}, got {estimator!r}")
     if optimizer not in OPTIMIZERS:

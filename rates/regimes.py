@@ -29,7 +29,7 @@ from rates import bounds as rate_bounds
 from rates import fit as rate_fit
 from rates import verdict as rate_verdict
 from rates.curves import Curves, error_curves
-from rates.schedules import constant, inverse_time
+from derivatives.schedules import constant, inverse_time
 
 KINDS = ("constant", "decreasing", "double_interpolation", "simple_interpolation")
 # Orders of magnitude that an exponentially converging error must fall by.

@@ -476,7 +476,6 @@ KEY = jax.random.key(0)
         ({"theta": jnp.array([0.1, 0.2])}, r"theta must have shape \(1,\) for program 'mixture1d'"),
         ({"theta": jnp.array([jnp.nan])}, "theta must be finite"),
         ({"boundary": "middle"}, "boundary must be one of"),
-        ({"key": 0}, "key must be a single JAX PRNG key"),
     ],
 )
 def test_bad_arguments_raise(kwargs, match):

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from problems._validation import as_key, require_x64
 from problems.programs import expressions as ex
 
 
@@ -155,7 +156,8 @@ class Program:
 
     def elbo(self, theta, key, num_samples: int = 1000):
         """Monte Carlo estimate of the crisp ELBO at θ from `num_samples` draws."""
-        epsilon = jax.random.normal(key, (num_samples, self.dim))
+        require_x64()
+        epsilon = jax.random.normal(as_key(key), (num_samples, self.dim))
         z = jax.vmap(self.family.sample, (None, 0))(theta, epsilon)
         return jnp.mean(jax.vmap(self.objective, (None, 0))(theta, z))
 

@@ -1,8 +1,9 @@
 """Step-size schedules `k ↦ α_k`, for k = 0, 1, 2, …
 
-Schedules are small pytrees: their parameters are leaves, so changing a step size
-does not recompile a jitted driver, and a schedule can be `vmap`ped over. They
-validate concrete arguments when built.
+Schedules live with the SGD step that uses them; `rates` re-exports them. They are
+small pytrees: their parameters are leaves, so changing a step size does not recompile
+a jitted driver, and a schedule can be `vmap`ped over. They validate concrete
+arguments when built; a function `k ↦ α_k` is checked at the steps a driver uses.
 """
 
 from __future__ import annotations
