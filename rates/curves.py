@@ -15,8 +15,10 @@ local GPUs, or every device of every process after `jax.distributed.initialize()
 with `shard_map`; each device runs its seeds in chunks (`lax.map` over `vmap`ped
 chunks, sized to stay in cache on a CPU). The per-seed statistics (S × C × 3 numbers)
 are gathered and reduced on the host in seed order. Seed s always uses
-`split(key, S)[s]`, so the curves are the same, bit for bit, whatever the number of
-devices, processes or the chunk size (see `docs/performance.md`).
+`split(key, S)[s]`, so the curves are the same whatever the number of devices,
+processes or the chunk size, up to the rounding of differently compiled batch shapes
+(relative 1e-9 at most; bit for bit where every device runs the same program: see
+`docs/performance.md`).
 """
 
 from __future__ import annotations

@@ -129,3 +129,70 @@ def test_schedules_evaluate_inside_jit_without_recompiling():
     assert len(traces) == 2  # one trace per schedule class, not per value
     np.testing.assert_allclose(first_steps(rates.accuracy(0.1, 0.5, scale=4000.0)),
                                0.1 * (4000.0 / np.arange(1, 4)) ** 0.5, rtol=1e-14)
+
+
+# --- divergence, schedules and starting points: errors, not NaN --------------------------------
+
+RIDGE = problems.ridge(50, 4, seed=0)
+TWO_OVER_L = 2.0 / float(RIDGE.constants().L)
+
+
+@pytest.mark.parametrize("mode", derivatives.MODES)
+def test_a_diverging_run_is_an_error_naming_the_step_and_two_over_L(mode):
+    with pytest.warns(derivatives.StepSizeWarning, match=r"step size 1e\+06 exceeds 2/L = "):
+        with pytest.raises(derivatives.DivergenceError,
+                           match=rf"not finite from step k = \d+ on, with step size α_0 = 1e\+06 .* against "
+                                 rf"2/L = {TWO_OVER_L:.6g}"):
+            derivatives.unrolled(RIDGE, RIDGE.theta0, jax.random.key(0), step_size=1e6, num_steps=100, mode=mode)
+
+
+def test_diverging_curves_are_an_error_naming_the_first_checkpoint():
+    with pytest.warns(derivatives.StepSizeWarning):
+        with pytest.raises(derivatives.DivergenceError, match=r"from the checkpoint k = \d+ on .* 2/L = "):
+            rates.error_curves(RIDGE, step_size=1e6, num_steps=100, num_seeds=4)
+
+
+def test_a_step_above_two_over_L_warns_but_runs():
+    """Above 2/L is what a study of instability wants: a warning, and the run goes on."""
+    with pytest.warns(derivatives.StepSizeWarning, match="SGD may diverge"):
+        x, _ = derivatives.unrolled(RIDGE, RIDGE.theta0, jax.random.key(0), step_size=1.05 * TWO_OVER_L,
+                                    num_steps=3)
+    assert np.all(np.isfinite(x))
+    derivatives.unrolled(RIDGE, RIDGE.theta0, jax.random.key(0), step_size=0.95 * TWO_OVER_L, num_steps=3)
+
+
+@pytest.mark.parametrize(
+    "schedule, match",
+    [
+        (lambda k: -0.1, r"α_0 = -0.1"),  # gradient ascent
+        (lambda k: jnp.where(k == 7, jnp.nan, 0.01), r"α_7 = nan"),
+        (lambda k: jnp.where(k >= 20, 0.0, 0.01), r"α_20 = 0.0"),
+    ],
+)
+def test_a_schedule_that_is_not_positive_and_finite_where_it_is_used_is_rejected(schedule, match):
+    with pytest.raises(ValueError, match=r"step_size must be finite and > 0 at every step it is used .*" + match):
+        derivatives.unrolled(RIDGE, RIDGE.theta0, jax.random.key(0), step_size=schedule, num_steps=30)
+    with pytest.raises(ValueError, match=match):
+        rates.error_curves(RIDGE, step_size=schedule, num_steps=30, num_seeds=2)
+
+
+def test_a_schedule_is_checked_only_at_the_steps_used():
+    negative_late = lambda k: jnp.where(k >= 20, -1.0, 0.01)  # noqa: E731
+    derivatives.unrolled(RIDGE, RIDGE.theta0, jax.random.key(0), step_size=negative_late, num_steps=20)
+
+
+def test_traced_step_sizes_are_not_inspected():
+    """Under `vmap` over step sizes nothing concrete exists to check; the run is as asked."""
+    run = lambda alpha: derivatives.unrolled(RIDGE, RIDGE.theta0, jax.random.key(0),  # noqa: E731
+                                             step_size=rates.constant(alpha), num_steps=5)[0]
+    assert jax.vmap(run)(jnp.array([0.01, 0.02])).shape == (2, RIDGE.dim)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_non_finite_starting_point_is_rejected(bad):
+    x_init = np.zeros(RIDGE.dim)
+    x_init[1] = bad
+    with pytest.raises(ValueError, match="x_init must be finite"):
+        derivatives.unrolled(RIDGE, RIDGE.theta0, jax.random.key(0), step_size=0.01, num_steps=3, x_init=x_init)
+    with pytest.raises(ValueError, match="x_init must be finite"):
+        rates.error_curves(RIDGE, step_size=0.01, num_steps=3, num_seeds=2, x_init=x_init)
