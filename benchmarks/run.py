@@ -5,9 +5,9 @@
 
 Scripts: `error_curves.py` (once with one CPU device and, on a machine with several
 cores, once more with every core exposed as a device, `JAX_NUM_CPU_DEVICES`),
-`memory.py`, `unrolled.py`, `dsgd.py`, `estimators.py`, `smoothing.py`. Each prints its
-own table with ratios measured in the same run; the summary at the end collects the
-lines that start with `RESULT` and checks them against the targets.
+`memory.py`, `unrolled.py`, `dsgd.py`, `estimators.py`, `smoothing.py`, `constants.py`.
+Each prints its own table with ratios measured in the same run; the summary at the end
+collects the lines that start with `RESULT` and checks them against the targets.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ FULL = [
     ("dsgd.py", [], {}),
     ("estimators.py", [], {}),
     ("smoothing.py", [], {}),
+    ("constants.py", [], {}),
 ]
 QUICK = [
     ("error_curves.py", ["--seeds", "64", "--loop-steps", "100"], {}),
@@ -39,6 +40,7 @@ QUICK = [
     ("dsgd.py", ["--steps", "200", "--repeats", "1", "--models", "textmsg", "walk"], {}),
     ("estimators.py", ["--samples", "4000", "--repeats", "2"], {}),
     ("smoothing.py", ["--repeats", "2"], {}),
+    ("constants.py", ["--quick"], {}),
 ]
 
 # (pattern in a RESULT line, description, test of the captured number)
@@ -47,6 +49,12 @@ TARGETS = [
     (r"jitted loop/error_curves = ([\d.]+)", "Python loop (jitted grad) / error_curves ≥ 1000", lambda v: v >= 1000),
     (r"eager loop/error_curves = ([\d.]+)", "Python loop (eager grad) / error_curves ≥ 1000", lambda v: v >= 1000),
     (r"peak RSS K = 20,000 / K = 2,000 = ([\d.]+)", "peak memory K = 20,000 / K = 2,000 ≤ 1.2", lambda v: v <= 1.2),
+    (r"constants\(\) ridge at d = 1,000, n = 2,000 = ([\d.]+) s", "ridge constants(), d = 1,000, n = 2,000 ≤ 10 s",
+     lambda v: v <= 10),
+    (r"constants\(\) weighted_ridge at d = 1,000, n = 2,000 = ([\d.]+) s",
+     "weighted_ridge constants(), d = 1,000, n = 2,000 ≤ 10 s", lambda v: v <= 10),
+    (r"dense weighted_ridge / constants\(\) at d = 200 = ([\d.]+)",
+     "dense per-sample eigvalsh / constants() at d = 200 ≥ 10", lambda v: v >= 10),
 ]
 
 

@@ -27,7 +27,7 @@ from jaxtyping import Array, Float
 
 from problems._base import FiniteSumProblem, problem_dataclass, static
 from problems._design import check_conditioning, gaussian_design, gram, max_row_norm_squared
-from problems._validation import check_count
+from problems._validation import check_count, require_x64
 
 INTERPOLATION_MODES = ("none", "double", "simple")
 
@@ -102,6 +102,7 @@ def least_squares(
     - `param_dim`: the dimension p of θ.
     - `noise`: target noise for `"none"`; `conditioning`: feature-scale ratio.
     """
+    require_x64()
     n_samples = check_count(n_samples, "n_samples")
     n_features = check_count(n_features, "n_features")
     param_dim = check_count(param_dim, "param_dim")

@@ -27,7 +27,7 @@ from jaxtyping import Array, Float
 from problems._base import FiniteSumProblem, problem_dataclass, static
 from problems._design import check_conditioning, gaussian_design, max_row_norm_squared
 from problems._newton import newton_minimise
-from problems._validation import as_matrix, check_count, check_positive
+from problems._validation import as_matrix, check_count, check_positive, require_x64
 
 # A Python float: an array made at import would be float32 when float64 is not yet on.
 SUP_LOGISTIC_THIRD_DERIVATIVE = 1.0 / (6.0 * math.sqrt(3.0))
@@ -47,7 +47,9 @@ class LogisticRegression(FiniteSumProblem):
         return jnp.logaddexp(0.0, -label * (features @ x)) + 0.5 * theta[0] * (x @ x)
 
     def _solution(self, theta):
-        return newton_minimise(lambda x: self.objective(x, theta), jnp.zeros(self.dim))
+        return newton_minimise(
+            lambda x: self.objective(x, theta), jnp.zeros(self.dim), hessian=lambda x: self._hessian(theta, x)
+        )
 
     def _hessian(self, theta, x):
         features, labels = self.data
@@ -99,6 +101,7 @@ def logistic(
       when `features` and `labels` are given; labels must then be ±1).
     - `regularisation`: `θ₀ = (λ₀,)`, > 0.
     """
+    require_x64()
     if features is None:
         features, labels = _draw_classification(
             jax.random.key(seed), check_count(n_samples, "n_samples"), check_count(n_features, "n_features"),

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from problems._base import FiniteSumProblem, problem_dataclass, static
-from problems._validation import check_count
+from problems._validation import check_count, require_x64
 
 
 @problem_dataclass
@@ -111,6 +111,7 @@ def quadratic(
     - `grad_noise`, `jac_noise`, `hess_noise`: the noise levels (module docstring);
       `hess_noise ∈ [0, 1)` keeps every fᵢ convex.
     """
+    require_x64()
     dim = check_count(dim, "dim")
     param_dim = check_count(param_dim, "param_dim")
     n_samples = check_count(n_samples, "n_samples", minimum=2)

@@ -5,6 +5,10 @@
 `F(x, θ) = (1/2n)‖Ax − y‖² + ½ xᵀ diag(w) x`, so with `H(θ) = AᵀA/n + diag(w(θ))`:
 
     x*(θ) = H⁻¹ Aᵀy/n,   ∂θⱼ x* = −H⁻¹ eⱼ x*ⱼ  (weighted),   ∂λ x* = −H⁻¹ x*  (ridge).
+
+Constants: `μ = λ_min(H)` (one d×d eigendecomposition); `L = maxᵢ λ_max(aᵢaᵢᵀ + diag(w))`,
+which is `maxᵢ ‖aᵢ‖² + λ` for ridge and the largest root of a secular equation per sample
+for weighted ridge (`largest_eigenvalue_diagonal_plus_rank_one`), `O(n·d)` either way.
 """
 
 from __future__ import annotations
@@ -13,11 +17,16 @@ import functools
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 from jaxtyping import Array, Float
 
 from problems._base import FiniteSumProblem, problem_dataclass, static
-from problems._design import check_conditioning, gaussian_design, gram
-from problems._validation import as_matrix, check_count, check_positive
+from problems._design import check_conditioning, gaussian_design, gram, max_row_norm_squared
+from problems._validation import as_matrix, check_count, check_positive, require_x64
+
+# Bisection steps of the secular equation: the bracket [0, ‖a‖²] shrinks to 2⁻⁶⁴‖a‖²,
+# below float64's resolution of λ_max ≥ ‖a‖² (see `largest_eigenvalue_diagonal_plus_rank_one`).
+SECULAR_BISECTION_STEPS = 64
 
 
 @problem_dataclass
@@ -49,19 +58,21 @@ class RidgeRegression(FiniteSumProblem):
 
     def _solution_jacobian(self, theta):
         x_star = self._solution(theta)
-        per_feature = -jnp.linalg.solve(self._hessian(theta), jnp.diag(x_star))
-        return per_feature.sum(axis=1, keepdims=True) if self.tied else per_feature
+        if self.tied:
+            return -jnp.linalg.solve(self._hessian(theta), x_star)[:, None]
+        return -jnp.linalg.solve(self._hessian(theta), jnp.diag(x_star))
 
     def _curvature(self, theta, x_star):
-        penalty = self._penalty(theta)
         features = self.data[0]
-        # λ_max(aaᵀ + diag(w)) has no closed form for unequal w: take it per sample.
-        per_sample_max = jax.vmap(
-            lambda a: jnp.linalg.eigvalsh(jnp.outer(a, a) + jnp.diag(penalty))[-1]
-        )(features)
+        if self.tied:
+            # aaᵀ + λI has eigenvalues ‖a‖² + λ and λ.
+            largest = max_row_norm_squared(features) + theta[0]
+        else:
+            per_sample = jax.vmap(largest_eigenvalue_diagonal_plus_rank_one, in_axes=(None, 0))
+            largest = jnp.max(per_sample(theta, features))
         return dict(
             mu=jnp.linalg.eigvalsh(self._hessian(theta))[0],
-            L=jnp.max(per_sample_max),
+            L=largest,
             hessian_lipschitz=jnp.asarray(0.0),
             # ∇²ₓθ f = x (ridge) or diag(x) (weighted): Frobenius-Lipschitz with constant 1.
             cross_lipschitz=jnp.asarray(1.0),
@@ -69,6 +80,48 @@ class RidgeRegression(FiniteSumProblem):
 
     def _check_theta_values(self, theta):
         check_positive(theta, "theta (the ridge penalty λ)" if self.tied else "theta (the per-feature penalties)")
+
+
+def largest_eigenvalue_diagonal_plus_rank_one(
+    diagonal: Float[Array, " d"], vector: Float[Array, " d"], num_steps: int = SECULAR_BISECTION_STEPS
+) -> Float[Array, ""]:
+    """`λ_max(diag(w) + aaᵀ)` for `w = diagonal`, `a = vector`, in `O(d)` per step.
+
+    With `m = max w`, `δⱼ = m − wⱼ ≥ 0` and `λ = m + t`, an eigenvalue `λ > m` is a root of
+    the secular equation `1 = Σⱼ aⱼ²/(λ − wⱼ)`, that is of
+
+        φ(t) = Σⱼ aⱼ² / (t + δⱼ) = 1,   t > 0.
+
+    `φ` decreases on `t > 0` and `φ(‖a‖²) ≤ Σⱼ aⱼ²/‖a‖² = 1`, so the largest eigenvalue is
+    `m + t*` with `t*` in the bracket `[0, ‖a‖²]`: the root of `φ = 1` if `φ(0⁺) > 1`, and `m`
+    itself otherwise. Degenerate cases need nothing special: a component with `aⱼ = 0`
+    contributes no term (its `eⱼ` is an eigenvector with eigenvalue `wⱼ ≤ m`); equal weights
+    merge their terms; `φ(0⁺) ≤ 1` happens only when every `aⱼ` at the largest weight is zero,
+    and then `m` is the answer; `a = 0` gives the bracket `[0, 0]` and exactly `m`.
+
+    The root is found by `num_steps` bisections of the bracket, each one `O(d)` pass, so the
+    error in `t*` is at most `2^−(num_steps+1)·‖a‖²`. For `w ≥ 0`, `λ_max ≥ ‖a‖² + min w ≥ ‖a‖²`
+    (the Rayleigh quotient at `a`), so 64 steps bring this below float64's resolution of `λ_max`.
+    What remains is the rounding of `φ`: a relative error `ε ≤ d·eps` in `φ` near the root moves
+    it by at most `ε‖a‖² ≤ d·eps·λ_max`, since `|φ'(t*)| ≥ 1/‖a‖²` (Cauchy–Schwarz).
+    """
+    top = jnp.max(diagonal)
+    gaps = top - diagonal
+    weights = vector**2
+    active = weights > 0
+
+    def secular(t):
+        # A zero weight contributes nothing, even at t = 0 where its gap may vanish.
+        return jnp.sum(jnp.where(active, weights / jnp.where(active, t + gaps, 1.0), 0.0))
+
+    def bisect(_, bracket):
+        low, high = bracket
+        middle = low + 0.5 * (high - low)
+        below_root = secular(middle) > 1.0
+        return jnp.where(below_root, middle, low), jnp.where(below_root, high, middle)
+
+    low, high = lax.fori_loop(0, num_steps, bisect, (jnp.zeros_like(top), jnp.sum(weights)))
+    return top + (low + 0.5 * (high - low))
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2))
@@ -115,6 +168,7 @@ def ridge(
 
     **Returns:** a problem with `dim = d`, `param_dim = 1` (d when not tied).
     """
+    require_x64()
     features, targets = _regression_data(n_samples, n_features, noise, conditioning, seed, features, targets)
     d = features.shape[1]
     theta0 = jnp.full(1 if tied else d, regularisation, jnp.float64)
@@ -130,4 +184,5 @@ def weighted_ridge(n_samples: int = 200, n_features: int = 10, **options) -> Rid
     (`regularisation`, `noise`, `conditioning`, `seed`, `features`, `targets`);
     `θ₀ = regularisation · 1`.
     """
+    require_x64()
     return ridge(n_samples, n_features, tied=False, **options)

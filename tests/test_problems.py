@@ -1,5 +1,10 @@
 """Every generator: its solution, its Jacobian and its constants, each checked another way."""
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -267,3 +272,76 @@ def test_ridge_cross_lipschitz_constant_is_attained():
     problem = problems.weighted_ridge(20, 3)
     _, cross_quotient = lipschitz_quotients(problem, problem.theta0, jnp.zeros(3), jnp.array([1.0, -2.0, 0.5]))
     assert float(cross_quotient) == pytest.approx(float(problem.constants().cross_lipschitz), rel=1e-12)
+
+
+# --- from_loss checks what it promises ------------------------------------------------
+
+
+def test_from_loss_rejects_a_dim_that_does_not_fit_the_loss():
+    base = problems.ridge(20, 4, seed=0)
+    with pytest.raises(ValueError, match=r"x of shape \(5,\) as given by dim=5.*contracting dimensions"):
+        problems.from_loss(log_cosh_ridge_loss, base.data, base.theta0, dim=5)
+
+
+@pytest.mark.parametrize("loss", [log_cosh_ridge_loss, problems.ridge(10, 30, seed=0).per_sample_loss],
+                         ids=["log_cosh", "squared"])
+def test_from_loss_rejects_a_ridge_loss_without_penalty_and_more_features_than_samples(loss):
+    """λ = 0 with d = 30 > n = 10: F is flat along the null space of A, λ_min(∇²F) is
+    rounding (about 1e-15), whether Newton stays finite (log cosh) or not (squared)."""
+    base = problems.ridge(10, 30, seed=0)
+    with pytest.raises(ValueError, match=r"not strongly convex at .*λ_min\(∇²F\) = \S+, not above 1e-10·‖∇²F‖₂"):
+        problems.from_loss(loss, base.data, jnp.array([0.0]), dim=30)
+
+
+def test_from_loss_rejects_a_concave_loss():
+    """Newton on −log cosh converges to the maximiser; the Hessian there is negative definite."""
+    base = problems.ridge(20, 4, seed=0)
+    with pytest.raises(ValueError, match=r"not strongly convex at the Newton point x\*: λ_min\(∇²F\) = -"):
+        problems.from_loss(lambda x, t, s: -log_cosh_ridge_loss(x, t, s), base.data, base.theta0, dim=4)
+
+
+def test_from_loss_rejects_a_newton_run_that_has_not_converged():
+    base = problems.ridge(20, 4, seed=0)
+    with pytest.raises(ValueError, match=r"did not converge in newton_steps=1 steps: ‖∇F\(x\*\)‖ = "):
+        problems.from_loss(log_cosh_ridge_loss, base.data, base.theta0, dim=4, newton_steps=1)
+
+
+def test_from_loss_accepts_a_strongly_convex_loss():
+    base = problems.ridge(10, 30, seed=0)
+    problem = problems.from_loss(log_cosh_ridge_loss, base.data, base.theta0, dim=30)
+    assert_minimiser(problem, problem.theta0, problem.solution(problem.theta0))
+
+
+# --- float64 is required, and importing turns nothing on -------------------------------
+
+
+def test_generators_require_float64():
+    """In a fresh process with x64 off, every generator raises `Float64Required` before
+    creating an array."""
+    script = textwrap.dedent("""
+        import jax
+        import problems
+        from problems._validation import Float64Required
+        from problems.strategies import log_cosh_ridge_loss
+
+        assert not jax.config.read("jax_enable_x64")
+        calls = {
+            "ridge": lambda: problems.ridge(20, 3),
+            "weighted_ridge": lambda: problems.weighted_ridge(20, 3),
+            "least_squares": lambda: problems.least_squares(20, 3),
+            "logistic": lambda: problems.logistic(20, 3),
+            "quadratic": lambda: problems.quadratic(3, 2),
+            "from_loss": lambda: problems.from_loss(log_cosh_ridge_loss, ([[1.0]], [1.0]), [0.1], dim=1),
+        }
+        for name, call in calls.items():
+            try:
+                call()
+            except Float64Required as error:
+                assert "jax_enable_x64" in str(error), name
+            else:
+                raise SystemExit(f"{name} ran with x64 off")
+        print("ok")
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:] + result.stdout
