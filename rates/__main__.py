@@ -8,8 +8,12 @@ import argparse
 import pathlib
 import sys
 
+import jax
+
 
 def main(argv=None) -> int:
+    # Every rate is checked in float64; the library leaves JAX's configuration to its caller.
+    jax.config.update("jax_enable_x64", True)
     parser = argparse.ArgumentParser(prog="python -m rates", description="Rate checks for SGD and its derivatives.")
     commands = parser.add_subparsers(dest="command", required=True)
     report = commands.add_parser("report", help="run every regime and write report.md, results.json and figures")

@@ -41,6 +41,7 @@ import derivatives
 from problems import programs
 from rates import dsgd
 from rates.fit import no_steeper_than
+from rates.progress import progress_bar
 
 ETA_GRID = (0.14, 0.06, 0.10, 0.18, 0.22)  # 0.14 first: the reference value for cost and WNV
 REFERENCE_ETA = 0.14
@@ -253,7 +254,6 @@ def write_dsgd_report(out, quick: bool = False, settings: Settings | None = None
     """Run the experiment and write `dsgd.md`, `dsgd.json` and the figures into `out`.
     Returns whether every model's variance slope respects its bound."""
     from rates import figures
-    from rates.report import Progress
 
     settings = settings or (QUICK if quick else FULL)
     out = pathlib.Path(out)
@@ -262,10 +262,10 @@ def write_dsgd_report(out, quick: bool = False, settings: Settings | None = None
     names = list(builders) if names is None else list(names)
     built = {name: builders[name]() for name in names}
     tasks = sum(len(estimator_runs(p, settings.eta_grid)) + 1 for p in built.values())
-    progress = Progress(tasks)
     start = time.perf_counter()
-    results = {name: run_model(program, settings, jax.random.PRNGKey(0), progress)
-               for name, program in built.items()}
+    with progress_bar(tasks, "dsgd") as progress:
+        results = {name: run_model(program, settings, jax.random.PRNGKey(0), progress)
+                   for name, program in built.items()}
     seconds = time.perf_counter() - start
     document = {
         "settings": dataclasses.asdict(settings),
@@ -277,8 +277,8 @@ def write_dsgd_report(out, quick: bool = False, settings: Settings | None = None
     }
     (out / "dsgd.json").write_text(json.dumps(document, indent=1))
     (out / "dsgd.md").write_text(markdown(document))
-    figures.dsgd_elbo(document, out / "dsgd_elbo.png")
-    figures.dsgd_variance(document, out / "dsgd_variance_vs_eta.png")
+    figures.save(figures.dsgd_elbo(document), out / "dsgd_elbo.png")
+    figures.save(figures.dsgd_variance(document), out / "dsgd_variance_vs_eta.png")
     print(f"wrote {out / 'dsgd.md'} in {seconds:.0f} s", file=sys.stderr)
     return all(v["respects_bound"] for v in document["variance_vs_eta"].values())
 

@@ -1,100 +1,170 @@
-"""Figures of the rate report, in the layout of the paper's Figure 1: one column per
-regime, suboptimality on top and the derivative error below, bounds overlaid."""
+"""Figures of the reports, built on `matplotlib.figure.Figure` rather than pyplot: importing
+this module changes no global state (no backend is chosen), and `save` works wherever the
+figure was made. Each function returns its `Figure`; a notebook displays it (after
+`%matplotlib inline`), a report passes it to `save`.
+
+The regime figures follow the paper's Figure 1: one column per regime, the suboptimality
+on top and the derivative error below, the certified bounds overlaid. Legends sit
+outside the axes, in words; the certificates behind each bound are named in the report's
+table.
+"""
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+from matplotlib import ticker
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+# PNGs for a report or a notebook: sharp enough on screen, a few hundred kB at most.
+DPI = 100
 
-TITLES = {
-    "constant": "constant step",
-    "decreasing": "decreasing step a/(k+k0)",
-    "double_interpolation": "double interpolation",
-    "simple_interpolation": "simple interpolation",
-}
-
-
-def _band(axis, steps, mean, standard_error, color, label):
-    axis.plot(steps, mean, color=color, lw=1.8, label=label)
-    lower = np.maximum(mean - 2 * standard_error, mean * 1e-3)
-    axis.fill_between(steps, lower, mean + 2 * standard_error, color=color, alpha=0.2, lw=0)
+MEASURED_STYLE = dict(lw=1.8)
+BOUND_STYLE = dict(color="k", lw=1.2)
+FLOOR_STYLE = dict(color="0.45", ls="-.", lw=1.0)
+WINDOW_STYLE = dict(color="0.93", lw=0, zorder=0)
+# Words for the further bounds a regime may carry, by certificate.
+ALTERNATIVE_BOUNDS = {"sgd_decreasing_jacobian_log": "certified O(log²k/k) bound (the paper's rate)"}
 
 
-def regime_figure(results, path, title: str) -> None:
-    """`results`: a list of `RegimeResult`, one column each."""
-    fig, axes = plt.subplots(2, len(results), figsize=(4.2 * len(results), 7.0), squeeze=False)
+def save(figure: Figure, path) -> None:
+    """Write `figure` to `path` (the format from its suffix), legends outside the axes included."""
+    figure.savefig(path, dpi=DPI, bbox_inches="tight")
+
+
+def regime_figure(results, title: str) -> Figure:
+    """The paper's Figure 1 layout for a list of `regimes.RegimeResult`, one column each.
+
+    Measured means over seeds with ±2 standard-error bands; certified bounds in black;
+    the fit window of the verdicts shaded; every curve clipped at the float64 resolution
+    of its quantity, drawn as a line where a curve reaches it.
+    """
+    columns = len(results)
+    figure = Figure(figsize=(3.4 * columns + 2.6, 6.4), dpi=DPI, layout="constrained")
+    # A last, narrow column holds each row's legend, level with its row and off the data.
+    grid = figure.subplots(2, columns + 1, squeeze=False, width_ratios=[1.0] * columns + [0.75])
+    axes, legends = grid[:, :columns], grid[:, columns]
     for column, result in enumerate(results):
-        curves, bounds = result.curves, result.bounds
+        curves, bounds, floors = result.curves, result.bounds, result.floors
         exponential = result.regime.kind.endswith("interpolation")
         # A log axis has no k = 0: drop that checkpoint rather than move it.
         shown = slice(None) if exponential else slice(1, None)
         steps = curves.steps[shown]
         top, bottom = axes[0, column], axes[1, column]
-        _band(top, steps, curves.suboptimality[shown], curves.suboptimality_se[shown], "C0", "F(x_k) − F(x*)")
-        top.plot(steps, result.suboptimality_bound[shown], "k--", lw=1.2, label=f"(L/2)·{bounds.iterate_certificate}")
-        _band(bottom, steps, curves.jacobian_error[shown], curves.jacobian_error_se[shown], "C3", "E‖J_k − J*‖²_F")
-        bottom.plot(steps, bounds.jacobian[shown], "k--", lw=1.2, label=bounds.jacobian_certificate)
-        for name, values in bounds.jacobian_alternatives.items():
-            bottom.plot(steps, values[shown], "k:", lw=1.2, label=name)
-        if exponential:
-            bottom.axhline(result.floors["jacobian_error"], color="0.5", ls=":", lw=1, label="float64 resolution")
+        _panel(top, steps, curves.suboptimality[shown], curves.suboptimality_se[shown], "C0",
+               "measured F(x_k) − F(x*)", [("certified bound", result.suboptimality_bound[shown], "--")],
+               floors["suboptimality"], result.window_start)
+        further = [(ALTERNATIVE_BOUNDS.get(name, "another certified bound"), values[shown], ":")
+                   for name, values in bounds.jacobian_alternatives.items()]
+        _panel(bottom, steps, curves.jacobian_error[shown], curves.jacobian_error_se[shown], "C3",
+               "measured ‖J_k − J*‖²_F", [("certified bound", bounds.jacobian[shown], "--")] + further,
+               floors["jacobian_error"], result.window_start)
         for axis in (top, bottom):
-            axis.set_yscale("log")
-            if not exponential:
-                axis.set_xscale("log")
-            axis.grid(True, which="major", alpha=0.3)
-            axis.legend(fontsize=7, loc="lower left")
-            axis.set_xlabel("k")
+            _step_axis(axis, logarithmic=not exponential)
         verdict = "pass" if result.passed else "FAIL"
-        top.set_title(f"{result.regime.name}\n{result.problem_name.split('(')[0]} · {verdict}", fontsize=10)
-    axes[0, 0].set_ylabel("suboptimality (mean over seeds)")
-    axes[1, 0].set_ylabel("derivative error (mean over seeds)")
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+        top.set_title(f"{result.regime.name} (verdict: {verdict})\n{result.regime.describe_steps()}", fontsize=9)
+    axes[0, 0].set_ylabel("suboptimality, mean over seeds")
+    axes[1, 0].set_ylabel("derivative error, mean over seeds")
+    for row, host in zip(axes, legends):
+        host.axis("off")
+        host.legend(*_unique_entries(row), loc="center left", fontsize=8, frameon=False, borderaxespad=0)
+    figure.suptitle(title)
+    return figure
 
 
-def sweep_figure(sweep: dict, path) -> None:
-    """Plateaus against the step size, log–log, with the bound's plateau."""
-    fig, axis = plt.subplots(figsize=(5.5, 4.2))
+def _panel(axis, steps, mean, standard_error, color, label, bounds, floor, window_start):
+    """One quantity: its measured band, its bounds, its resolution floor and fit window."""
+    def clipped(values):
+        return np.maximum(values, floor)
+
+    # The band's lower edge stays positive on a log axis.
+    lower = np.maximum(mean - 2 * standard_error, mean * 1e-3)
+    axis.fill_between(steps, clipped(lower), clipped(mean + 2 * standard_error), color=color, alpha=0.2, lw=0)
+    axis.plot(steps, clipped(mean), color=color, label=label, **MEASURED_STYLE)
+    for name, values, style in bounds:
+        axis.plot(steps, clipped(values), ls=style, label=name, **BOUND_STYLE)
+    lowest = min(np.min(mean), *(np.min(values) for _, values, _ in bounds))
+    if lowest < 10 * floor:  # only where a curve gets there: else it would stretch the axis
+        axis.axhline(floor, label="float64 resolution", **FLOOR_STYLE)
+    if window_start <= steps[-1]:
+        axis.axvspan(window_start, steps[-1], label="fit window (k past the transient)", **WINDOW_STYLE)
+    axis.set_yscale("log")
+
+
+def _step_axis(axis, logarithmic: bool) -> None:
+    if logarithmic:
+        axis.set_xscale("log")
+    else:
+        # Steps run to 10⁵ and beyond: "50k" where "50000" would run into its neighbour.
+        axis.xaxis.set_major_locator(ticker.MaxNLocator(4))
+        axis.xaxis.set_major_formatter(ticker.EngFormatter(sep=""))
+    axis.yaxis.set_major_locator(ticker.LogLocator(numticks=6))
+    axis.yaxis.set_minor_formatter(ticker.NullFormatter())
+    axis.grid(True, which="major", alpha=0.3)
+    axis.set_xlabel("step k")
+
+
+# Legend order: what was measured, what bounds it, then the landmarks.
+LEGEND_ORDER = ("measured", "certified", "another", "float64", "fit window")
+
+
+def _unique_entries(axes):
+    """The legend entries of `axes`, each label once, measurements before bounds before
+    landmarks (`LEGEND_ORDER`), otherwise in order of first appearance."""
+    entries = {}
+    for axis in axes:
+        for handle, label in zip(*axis.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    rank = {label: next((i for i, prefix in enumerate(LEGEND_ORDER) if label.startswith(prefix)), len(LEGEND_ORDER))
+            for label in entries}
+    labels = sorted(entries, key=rank.__getitem__)  # stable: ties keep their order
+    return [entries[label] for label in labels], labels
+
+
+def sweep_figure(sweep: dict) -> Figure:
+    """Plateaus against the step size, log–log, with each bound at the last step."""
+    figure = Figure(figsize=(6.0, 5.0), dpi=DPI, layout="constrained")
+    axis = figure.subplots()
     sizes = np.asarray(sweep["step_sizes"])
-    for quantity, color in (("iterate", "C0"), ("jacobian", "C3")):
+    for quantity, symbol, color in (("iterate", "‖x_k − x*‖²", "C0"), ("jacobian", "‖J_k − J*‖²_F", "C3")):
         slope = sweep[f"{quantity}_plateau_slope"]
         axis.errorbar(sizes, sweep[f"{quantity}_plateau"], yerr=2 * np.asarray(sweep[f"{quantity}_plateau_se"]),
-                      fmt="o-", color=color, label=f"{quantity} plateau (slope {slope[1]:.2f} [{slope[0]:.2f}, {slope[2]:.2f}])")
-        axis.plot(sizes, sweep[f"{quantity}_plateau_bound"], "--", color=color, lw=1, label=f"{quantity} bound at K")
+                      fmt="o-", color=color, ms=5,
+                      label=f"measured plateau of {symbol}: slope {slope[1]:.2f} [{slope[0]:.2f}, {slope[2]:.2f}]")
+        axis.plot(sizes, sweep[f"{quantity}_plateau_bound"], "--", color=color, lw=1.2,
+                  label=f"certified bound on {symbol} at the last step")
     axis.set_xscale("log")
     axis.set_yscale("log")
+    # One tick per step size, named as a fraction of 1/L: the default log ticks of a
+    # one-decade axis crowd their labels into each other.
+    axis.xaxis.set_major_locator(ticker.FixedLocator(sizes))
+    axis.xaxis.set_major_formatter(ticker.FixedFormatter(sweep["step_labels"]))
+    axis.xaxis.set_minor_locator(ticker.NullLocator())
+    axis.yaxis.set_minor_formatter(ticker.NullFormatter())
     axis.set_xlabel("step size α")
     axis.set_ylabel("mean squared error at the plateau")
-    axis.set_title("Constant steps: the noise ball scales with α")
+    axis.set_title("Constant steps: the noise ball scales with α (theory: slope 1)", fontsize=10)
     axis.grid(True, alpha=0.3)
-    axis.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    figure.legend(*_unique_entries([axis]), loc="outside lower center", fontsize=8, frameon=False)
+    return figure
 
 
 def _model_grid(count: int):
     columns = min(3, count)
     rows = (count + columns - 1) // columns
-    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.6 * rows), squeeze=False)
+    figure = Figure(figsize=(4.6 * columns, 3.9 * rows + 0.6), dpi=DPI, layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False)
     for axis in axes.flat[count:]:
         axis.set_visible(False)
-    return fig, axes.flat
+    return figure, list(axes.flat[:count])
 
 
 ESTIMATOR_COLORS = {"Score": "C0", "Reparam": "C1", "LYY18": "C2", "Fixed": "C3", "DSGD": "C4"}
 
 
-def dsgd_elbo(document: dict, path) -> None:
+def dsgd_elbo(document: dict) -> Figure:
     """ELBO along training, one panel per model; Fixed and DSGD at the reference η only."""
     models = document["traces"]
-    fig, axes = _model_grid(len(models))
+    figure, axes = _model_grid(len(models))
     for axis, (name, traces) in zip(axes, models.items()):
         for key, trace in traces.items():
             if "@" in key and not key.endswith("@0.14"):
@@ -106,16 +176,15 @@ def dsgd_elbo(document: dict, path) -> None:
         values = np.abs(np.concatenate([np.asarray(t["elbo"]) for t in traces.values()]))
         if values.max() > 100 * max(values.min(), 10.0):  # spans decades: a signed log axis
             axis.set_yscale("symlog", linthresh=10.0)
-        axis.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    entries = _unique_entries(axes)
+    figure.legend(*entries, loc="outside lower center", ncol=len(entries[1]), fontsize=8, frameon=False)
+    return figure
 
 
-def dsgd_variance(document: dict, path) -> None:
+def dsgd_variance(document: dict) -> Figure:
     """Variance of the smoothed estimator against η, with the fitted slope and −ℓ."""
     studies = document["variance_vs_eta"]
-    fig, axes = _model_grid(len(studies))
+    figure, axes = _model_grid(len(studies))
     for axis, (name, study) in zip(axes, studies.items()):
         for part, color, label in ((study, "C0", "asymptotic window"), (study["paper_grid"], "C1", "paper's grid")):
             eta, variance = np.asarray(part["eta"]), np.asarray(part["avg_variance"])
@@ -130,21 +199,21 @@ def dsgd_variance(document: dict, path) -> None:
         axis.set_xlabel("η")
         axis.set_ylabel("mean component variance")
         axis.set_title(name)
-        axis.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+        # Slopes differ per model, so each panel has its own legend, below its axes.
+        axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
+    return figure
 
 
-def smoothing_heatmap(document: dict, path) -> None:
+def smoothing_heatmap(document: dict) -> Figure:
     """`log₁₀` of the variance relative to `none/plain/mc` of the same noise: one panel per
     noise, tasks × strategies (covariate/antithetic/sampling); blank where not applicable."""
     tasks = list(document)
     names = [name for results in document.values() for name in results]
     noises = list(dict.fromkeys(name.split("/")[0] for name in names))
     strategies = list(dict.fromkeys(name.split("/", 1)[1] for name in names))
-    fig, axes = plt.subplots(len(noises), 1, figsize=(0.34 * len(strategies) + 2.5, 0.42 * len(tasks) * len(noises)
-                                                      + 1.4 * len(noises) + 0.6), squeeze=False)
+    figure = Figure(figsize=(0.34 * len(strategies) + 2.5, 0.42 * len(tasks) * len(noises) + 1.4 * len(noises) + 0.6),
+                    dpi=DPI, layout="constrained")
+    axes = figure.subplots(len(noises), 1, squeeze=False)
     for axis, noise in zip(axes[:, 0], noises):
         grid = np.full((len(tasks), len(strategies)), np.nan)
         for row, task in enumerate(tasks):
@@ -159,7 +228,5 @@ def smoothing_heatmap(document: dict, path) -> None:
         axis.set_yticks(range(len(tasks)), tasks, fontsize=8)
         axis.set_xticks(range(len(strategies)), strategies, rotation=90, fontsize=7)
         axis.set_title(f"{noise}: log₁₀ variance / variance of none/plain/mc", fontsize=9)
-        fig.colorbar(image, ax=axis, fraction=0.02, pad=0.01)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+        figure.colorbar(image, ax=axis, fraction=0.02, pad=0.01)
+    return figure

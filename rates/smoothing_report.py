@@ -55,6 +55,7 @@ import jax.numpy as jnp
 import derivatives
 import problems
 from derivatives import COVARIATES, NOISES, SAMPLINGS
+from rates.progress import progress_bar
 
 ASYMMETRIC_NOISES = ("gumbel",)      # antithetic pairs are refused
 PATH_COST_FLOOR = 0.01
@@ -258,21 +259,20 @@ def write_smoothing_report(out, quick: bool = False, settings: Settings | None =
     """Run the study and write `smoothing.md`, `smoothing.json` and `smoothing_heatmap.png`
     into `out`; returns the study (`run_study`'s dictionary)."""
     from rates import figures
-    from rates.report import Progress
 
     settings = settings or (QUICK if quick else FULL)
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tasks = tasks or {name: TASKS[name]() for name in settings.tasks}
     total = sum(len(combinations(task, settings)) + len(settings.noises) for task in tasks.values())
-    progress = Progress(total)
     start = time.perf_counter()
-    study = run_study(settings, progress=progress, tasks=tasks)
+    with progress_bar(total, "smoothing study") as progress:
+        study = run_study(settings, progress=progress, tasks=tasks)
     seconds = time.perf_counter() - start
     document = {name: study[name]["results"] for name in study}
     (out / "smoothing.json").write_text(json.dumps(document, indent=1))
     (out / "smoothing.md").write_text(markdown(study, settings, seconds))
-    figures.smoothing_heatmap(document, out / "smoothing_heatmap.png")
+    figures.save(figures.smoothing_heatmap(document), out / "smoothing_heatmap.png")
     print(f"wrote {out / 'smoothing.md'} in {seconds:.0f} s", file=sys.stderr)
     return study
 

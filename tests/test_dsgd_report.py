@@ -52,8 +52,13 @@ def test_estimator_runs_follow_the_protocol():
     assert float(schedules[0](3999)) == pytest.approx(0.14) and float(schedules[0].beta) == 0.2
 
 
-def test_short_run_writes_the_documented_json(tmp_path):
+def test_short_run_writes_the_documented_json(tmp_path, capsys):
     dsgd_report.write_dsgd_report(tmp_path, settings=TINY, names=["cheating"])
+    # Off a terminal, progress is a few whole lines: no carriage returns into logs.
+    stderr = capsys.readouterr().err
+    assert "\r" not in stderr
+    progress = [line for line in stderr.splitlines() if line.startswith("dsgd ")]
+    assert 1 <= len(progress) <= 8 and progress[-1].startswith("dsgd 6/6 [")
     document = json.loads((tmp_path / "dsgd.json").read_text())
     model = document["models"]["cheating"]
     assert model["nesting_depth"] == 1

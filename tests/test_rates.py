@@ -139,34 +139,259 @@ def test_error_curves_rejects_bad_arguments():
         error_curves(problem, step_size=-0.01, num_steps=10, num_seeds=4)
 
 
-def test_report_writes_the_documented_files(tmp_path):
+# Long enough that every regime reaches its fit window, short enough for a few seconds each.
+TINY = regimes.Settings(num_seeds=4, constant_steps=2000, decreasing_steps=3000, interpolation_steps=3000,
+                        num_checkpoints=16)
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tmp_path_factory):
+    """`write_report` at TINY settings: the output folder and what it wrote on stderr."""
+    import contextlib
+    import io
+
     from rates.report import write_report
 
-    tiny = regimes.Settings(num_seeds=4, constant_steps=300, decreasing_steps=600, interpolation_steps=300,
-                            num_checkpoints=12)
-    write_report(tmp_path, quick=True, settings=tiny)
-    results = json.loads((tmp_path / "results.json").read_text())
+    out, stderr = tmp_path_factory.mktemp("report"), io.StringIO()
+    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+        write_report(out, quick=True, settings=TINY)
+    return out, stderr.getvalue()
+
+
+def test_report_writes_the_documented_files(tiny_report):
+    out, _ = tiny_report
+    results = json.loads((out / "results.json").read_text())
     assert set(results["regimes"]) == {r.name for r in regimes.REGIMES}
     for regime in results["regimes"].values():
-        for key in ("problem", "constants", "steps", "iterate_error", "jacobian_error", "iterate_bound",
-                    "jacobian_bound", "fitted", "verdict"):
+        for key in ("problem", "step_rule", "constants", "steps", "iterate_error", "jacobian_error", "iterate_bound",
+                    "jacobian_bound", "resolution_floors", "fit_window_start", "bound_over_measured", "fitted",
+                    "verdict"):
             assert key in regime
         assert regime["verdict"] in ("pass", "fail")
         assert len(regime["steps"]) == len(regime["iterate_error"]) == len(regime["jacobian_bound"])
+        assert set(regime["resolution_floors"]) == {"iterate_error", "jacobian_error", "suboptimality"}
     sweep = results["constant_step_sweep"]
     assert len(sweep["step_sizes"]) == len(sweep["iterate_plateau"]) == len(sweep["jacobian_plateau"]) >= 3
+    assert sweep["step_labels"][0] == "1/(2L)"
     for name in ("report.md", "figure1.png", "ridge_logistic.png", "constant_step_sweep.png"):
-        assert (tmp_path / name).stat().st_size > 0
+        assert (out / name).stat().st_size > 0
     # Every bound and claim in the report names a registered certificate.
     import proofs_check
 
     registered = {certificate.name for certificate in proofs_check.CERTIFICATES}
-    report = (tmp_path / "report.md").read_text()
+    report = (out / "report.md").read_text()
     for regime in results["regimes"].values():
         named = [regime["iterate_bound_certificate"], regime["jacobian_bound_certificate"], regime["claim_certificate"]]
         assert {name for name in named if name} <= registered
         assert all(f"`{name}`" in report for name in named if name)
     assert "`sgd_interpolation`" in report
+
+
+def test_report_ratios_are_taken_over_the_fit_window_not_at_k_zero(tiny_report):
+    """At k = 0 bound and measurement are both the initial error (ratio 1 by construction):
+    the report's bound ÷ measured is recomputed here from the JSON over k ≥ the window
+    start, and k = 0 never enters it."""
+    out, _ = tiny_report
+    results = json.loads((out / "results.json").read_text())
+    report = (out / "report.md").read_text()
+    assert "worst ratio" not in report and "bound ÷ measured: min | range" in report
+    compared = 0
+    for name, regime in results["regimes"].items():
+        steps = np.asarray(regime["steps"])
+        assert regime["fit_window_start"] >= 1.0
+        for quantity, bound_key in (("iterate_error", "iterate_bound"), ("jacobian_error", "jacobian_bound")):
+            bound, mean = np.asarray(regime[bound_key]), np.asarray(regime[quantity])
+            if regime["step_rule"].startswith("α ="):  # constant steps: the coincidence at k = 0
+                assert bound[0] == pytest.approx(mean[0], rel=1e-9)
+            ratios = regime["bound_over_measured"][quantity]
+            if ratios is None:
+                continue
+            floor = regime["resolution_floors"][quantity]
+            keep = (steps >= regime["fit_window_start"]) & (mean > floor)
+            expected = np.maximum(bound[keep], floor) / mean[keep]
+            assert ratios["num_points"] == keep.sum() and steps[keep].min() > 0
+            assert ratios["min"] == pytest.approx(expected.min()) and ratios["max"] == pytest.approx(expected.max())
+            assert f"| {ratios['min']:.3g}–{ratios['max']:.3g} |" in report
+            compared += 1
+    assert compared >= 8, "too few regimes reached their fit window to test anything"
+
+
+def test_bound_over_measured_leaves_out_k_zero_and_rounding():
+    steps = np.array([0, 1, 10, 100, 1000])
+    mean = np.array([1.0, 0.5, 0.1, 1e-3, 1e-31])
+    bound = np.array([1.0, 0.9, 0.4, 2e-3, 1e-40])
+    ratios = regimes.bound_over_measured(steps, mean, bound, start=5, floor=1e-30)
+    assert ratios == {"start": 5.0, "num_points": 2, "min": pytest.approx(2.0), "max": pytest.approx(4.0)}
+    assert regimes.bound_over_measured(steps, mean, bound, start=0.0)["num_points"] == 4  # k = 0 never counts
+    assert regimes.bound_over_measured(steps, mean, bound, start=1e4) is None
+
+
+def test_figure1_steps_show_convergence_inside_the_bounds_conditions():
+    """The constant-step and simple-interpolation columns of Figure 1 run at a step whose
+    certified plateau (and floor 8ασ_J²/(μb)) lies well below the initial error ‖J*‖²_F,
+    and which the bounds accept; the sweep still starts at 1/(2L)."""
+    for regime in (regimes.REGIMES[0], regimes.REGIMES[3]):
+        problem = regime.make_problem()
+        c = problem.constants()
+        schedule = regime.schedule(c)
+        jac0 = float(np.sum(np.asarray(problem.solution_jacobian(problem.theta0)) ** 2))
+        bounds = rates.bounds.sgd_bounds(c, schedule, batch_size=1, x0_error_sq=1.0, jac0_error_sq=jac0,
+                                         jac_star_norm=jac0**0.5, steps=[0, 10**9])
+        assert float(schedule.alpha) <= 0.5 / float(c.L)
+        assert bounds.jacobian[-1] < 0.6 * jac0
+        assert 8 * float(schedule.alpha) * float(c.sigma2_jac) / float(c.mu) < 0.6 * jac0
+    assert regimes.SWEEP_FRACTIONS[0] == 0.5
+    assert regimes.REGIMES[0].num_steps(TINY) == TINY.constant_steps * 32  # α·K as at 1/(2L)
+
+
+def test_resolution_floor_rises_for_small_steps():
+    """SGD stalls at ‖x − x*‖ ≈ ε‖x*‖/(αL): below 1/(2L) the floor grows like 1/α²."""
+    assert verdict.resolution_floor(2.0) == verdict.resolution_floor(2.0, 0.5) == (8 * np.finfo(float).eps) ** 2 * 2.0
+    assert verdict.resolution_floor(2.0, 1 / 64) == pytest.approx(32**2 * verdict.resolution_floor(2.0))
+
+
+def test_report_progress_writes_whole_lines_when_stderr_is_not_a_terminal(tiny_report):
+    _, stderr = tiny_report
+    assert "\r" not in stderr
+    lines = stderr.splitlines()
+    assert [line.split(" [")[0] for line in lines] == [f"rate report {n}/9" for n in range(1, 10)]
+
+
+def test_progress_bar_falls_back_to_a_few_lines_off_a_terminal():
+    import io
+
+    from rates.progress import progress_bar
+
+    stream = io.StringIO()
+    with progress_bar(35, "dsgd", stream=stream, max_lines=6) as progress:
+        for task in range(35):
+            progress.advance(f"task {task}")
+    lines = stream.getvalue().splitlines()
+    assert "\r" not in stream.getvalue()
+    assert len(lines) == 6
+    assert lines[-1].startswith("dsgd 35/35 [") and lines[-1].endswith("task 34")
+    short = io.StringIO()
+    with progress_bar(3, "report", stream=short) as progress:
+        for task in range(3):
+            progress.advance(f"task {task}")
+    assert [line.split(" [")[0] for line in short.getvalue().splitlines()] == [f"report {n}/3" for n in (1, 2, 3)]
+
+
+def test_progress_bar_draws_a_tqdm_bar_on_a_terminal():
+    import io
+
+    from rates.progress import progress_bar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    with progress_bar(4, "report", stream=stream) as progress:
+        for task in range(4):
+            progress.advance(f"task {task}")
+    assert "\r" in stream.getvalue() and "4/4" in stream.getvalue() and "task 3" in stream.getvalue()
+
+
+def test_importing_figures_leaves_matplotlib_alone():
+    """No backend is chosen and pyplot is not imported; saving still works."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, matplotlib\n"
+        "import rates.figures\n"
+        "assert matplotlib.rcParams._get_backend_or_none() is None, matplotlib.rcParams._get_backend_or_none()\n"
+        "assert 'matplotlib.pyplot' not in sys.modules\n"
+    )
+    environment = {k: v for k, v in __import__("os").environ.items() if k != "MPLBACKEND"}
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=environment)
+    assert completed.returncode == 0, completed.stderr
+
+
+@pytest.fixture(scope="module")
+def figure1_results():
+    return [regimes.run_regime(regime, TINY) for regime in regimes.REGIMES[:4]]
+
+
+def _drawn(figure):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def _overlapping(extents):
+    return [(a, b) for i, a in enumerate(extents) for b in extents[i + 1:] if a.overlaps(b)]
+
+
+def _assert_readable(figure):
+    """Legends off every data axes, in words; no two tick labels of an axis overlap."""
+    renderer = _drawn(figure)
+    data_axes = [axis for axis in figure.axes if axis.axison and axis.has_data()]
+    legends = [legend for legend in figure.legends] + [a.get_legend() for a in figure.axes if a.get_legend()]
+    assert legends
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        assert not any(box.overlaps(axis.get_window_extent(renderer)) for axis in data_axes)
+        assert not any("sgd_" in text.get_text() for text in legend.get_texts())
+    for axis in data_axes:
+        for which in (axis.xaxis, axis.yaxis):
+            labels = [label.get_window_extent(renderer) for label in which.get_ticklabels(which="both")
+                      if label.get_visible() and label.get_text()]
+            assert not _overlapping(labels), f"tick labels overlap on {axis.get_title()!r}"
+
+
+def test_regime_figure_is_readable_and_clips_at_the_resolution(figure1_results):
+    from rates import figures
+
+    figure = figures.regime_figure(figure1_results, "Figure 1")
+    _assert_readable(figure)
+    labels = {text.get_text() for legend in (a.get_legend() for a in figure.axes) if legend
+              for text in legend.get_texts()}
+    assert {"measured F(x_k) − F(x*)", "measured ‖J_k − J*‖²_F", "certified bound", "float64 resolution"} <= labels
+    # Axes run row by row, each row ending with its legend's host: (top, bottom) of column i.
+    columns = len(figure1_results)
+    for i, result in enumerate(figure1_results):
+        top, bottom = figure.axes[i], figure.axes[columns + 1 + i]
+        assert top.get_title().startswith(result.regime.name)
+        for axis, floor in ((top, result.floors["suboptimality"]), (bottom, result.floors["jacobian_error"])):
+            for line in axis.get_lines():
+                assert np.min(line.get_ydata()) >= floor * (1 - 1e-12), (result.regime.name, line.get_label())
+    interpolating = figure.axes[2]  # double interpolation falls to rounding: the floor is drawn
+    assert "float64 resolution" in [line.get_label() for line in interpolating.get_lines()]
+
+
+def test_sweep_figure_is_readable():
+    from rates import figures
+
+    sweep = {"step_fractions": [0.5, 0.25, 0.125, 0.0625], "step_labels": ["1/(2L)", "1/(4L)", "1/(8L)", "1/(16L)"],
+             "step_sizes": [0.023, 0.0115, 0.00574, 0.00287]}
+    for quantity, level in (("iterate", 0.12), ("jacobian", 0.11)):
+        sweep[f"{quantity}_plateau"] = [level * f / 0.5 for f in sweep["step_fractions"]]
+        sweep[f"{quantity}_plateau_se"] = [0.01 * level] * 4
+        sweep[f"{quantity}_plateau_slope"] = [0.8, 1.0, 1.2]
+        sweep[f"{quantity}_plateau_bound"] = [5 * level * f / 0.5 for f in sweep["step_fractions"]]
+    figure = figures.sweep_figure(sweep)
+    _assert_readable(figure)
+    assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == sweep["step_labels"]
+
+
+def test_command_line_enables_float64_first(monkeypatch, tmp_path):
+    """The library leaves x64 to its caller; `python -m rates` turns it on before any work."""
+    import rates.report
+    from rates.__main__ import main
+
+    seen = []
+    monkeypatch.setattr(rates.report, "write_report", lambda out, quick: seen.append(jax.config.read("jax_enable_x64"))
+                        or True)
+    jax.config.update("jax_enable_x64", False)
+    try:
+        assert main(["report", "--out", str(tmp_path), "--quick"]) == 0
+    finally:
+        jax.config.update("jax_enable_x64", True)
+    assert seen == [True]
 
 
 def synthetic_violation_rate(factor, num_seeds=32, trials=400, seed=0):

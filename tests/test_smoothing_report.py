@@ -19,13 +19,24 @@ TINY = sr.Settings(tasks=("sort3",), noises=("gaussian", "gumbel"), repetitions=
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
-    out = tmp_path_factory.mktemp("smoothing")
-    study = sr.write_smoothing_report(out, settings=TINY)
-    return out, study
+    import contextlib
+    import io
+
+    out, stderr = tmp_path_factory.mktemp("smoothing"), io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        study = sr.write_smoothing_report(out, settings=TINY)
+    return out, study, stderr.getvalue()
+
+
+def test_progress_is_a_few_whole_lines_off_a_terminal(written):
+    *_, stderr = written
+    assert "\r" not in stderr
+    progress = [line for line in stderr.splitlines() if line.startswith("smoothing study ")]
+    assert 1 <= len(progress) <= 8 and "[" in progress[-1]
 
 
 def test_json_schema_and_values(written):
-    out, _ = written
+    out, *_ = written
     document = json.loads((out / "smoothing.json").read_text())
     assert list(document) == ["sort3"]
     expected = {sr.strategy_key(noise, covariate, antithetic, sampling)
@@ -62,7 +73,7 @@ def _identity(x):
 
 
 def test_best_strategy_matches_table(written):
-    out, study = written
+    out, study, _ = written
     results = study["sort3"]["results"]
     best = sr.best_strategies(results, TINY.noises)
     for group, (name, variance, error) in best.items():
