@@ -103,8 +103,11 @@ def check_run(problem, theta, key, step_size, num_steps, batch_size, x_init, *, 
 
 
 def stability_limit(problem, theta) -> float:
-    """`2/L` with `L = problem.constants(θ).L`."""
-    return 2.0 / float(problem.constants(theta).L)
+    """`2/L` with `L = problem.constants(θ).L` (from `problem.smoothness(θ)` where a problem
+    has it: the same number without computing the noise constants)."""
+    smoothness = getattr(problem, "smoothness", None)
+    L = smoothness(theta) if callable(smoothness) else problem.constants(theta).L
+    return 2.0 / float(L)
 
 
 def largest_step(schedule, num_steps: int) -> float | None:

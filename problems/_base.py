@@ -169,6 +169,11 @@ class FiniteSumProblem(abc.ABC):
         """The constants at `θ` (default `theta0`); see `Constants` for definitions."""
         return _constants(self, self.check_theta(self.theta0 if theta is None else theta))
 
+    def smoothness(self, theta=None) -> Float[Array, ""]:
+        """`constants(θ).L` alone, without the noise constants: what a step-size check needs
+        (SGD's per-sample steps are stable for `α ≤ 2/L`)."""
+        return _smoothness(self, self.check_theta(self.theta0 if theta is None else theta))
+
     def __repr__(self) -> str:
         return f"{self.name}(n_samples={self.n_samples}, dim={self.dim}, param_dim={self.param_dim})"
 
@@ -193,6 +198,12 @@ def _constants(problem, theta):
     curvature = dict(problem._curvature(theta, x_star))
     estimated = tuple(curvature.pop("estimated", ()))
     return Constants(sigma2=sigma2, sigma2_jac=sigma2_jac, estimated=estimated, **curvature)
+
+
+@jax.jit
+def _smoothness(problem, theta):
+    # What `L` does not use (μ, the Lipschitz estimates) is dead code, removed when compiled.
+    return problem._curvature(theta, problem._solution(theta))["L"]
 
 
 def noise_at_solution(per_sample_loss, data, x_star, jac_star, theta):

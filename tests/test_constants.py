@@ -240,3 +240,11 @@ def test_from_loss_L_estimate_is_a_close_lower_bound_for_larger_d():
     reference = float(dense_curvature(problem, x_star, problem.theta0))
     estimate = float(problem.constants().L)
     assert reference * (1 - 0.05) <= estimate <= reference * (1 + 1e-12)
+
+
+@given(problems_and_thetas())
+def test_smoothness_is_the_L_of_constants(problem_and_theta):
+    """`smoothness(θ)`, which the step-size check calls, is `constants(θ).L` without the
+    noise constants: the same compiled arithmetic for L, so equal to rounding."""
+    problem, theta = problem_and_theta
+    np.testing.assert_allclose(float(problem.smoothness(theta)), float(problem.constants(theta).L), rtol=1e-12)
