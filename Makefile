@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # On a CPU, every core is exposed as a JAX device and the seeds are split over them
-# (docs/performance.md); the curves do not depend on the device count.
+# (docs/performance.md); the curves do not depend on the device count, up to rounding.
 CPU_DEVICES ?= $(shell nproc 2>/dev/null || echo 1)
 
 report: $(STAMP)
@@ -30,8 +30,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest
 
+# The property tests at 100 random examples each, before a release. The notebooks and the
+# scale tests draw nothing from hypothesis, so they run in `make test` only.
 test-thorough: $(STAMP)
-	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest
+	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest -q --durations=30 \
+		--ignore=tests/test_notebooks.py --ignore=tests/test_scale.py
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/run.py

@@ -13,7 +13,8 @@ everywhere.
 - `sorting_task`, `shortest_path_task`: inputs drawn from a seed.
 
 Argument checks: shapes are always checked; values (NaN, non-positive costs) are
-checked only when concrete, not while traced under `jit` or `vmap`.
+checked only when concrete, not while traced under `jit` or `vmap`. `sort_permutation`
+and `rank` still return a permutation for traced NaN: they order NaN after `-inf`.
 """
 
 from __future__ import annotations
@@ -49,12 +50,29 @@ def _check_no_nan(x, name: str) -> None:
         raise ValueError(f"{name} must not contain NaN, got {values}")
 
 
+def _order_key(x: Float[Array, "..."]) -> Array:
+    """Integers in the order of `x`: `+inf > … > −inf > NaN`, with `−0.0 = 0.0` and all NaN
+    equal.
+
+    Compared as integers, not floats: XLA on the CPU treats subnormal floats as zero in
+    comparisons (`1e-310 > 0` is false there), and a NaN compares false with everything.
+    """
+    int_type = jnp.int64 if x.dtype == jnp.float64 else jnp.int32
+    bits = lax.bitcast_convert_type(lax.stop_gradient(x), int_type)
+    magnitude = bits & jnp.iinfo(int_type).max  # |x|, whose bits grow with it
+    inf_bits = lax.bitcast_convert_type(jnp.asarray(jnp.inf, x.dtype), int_type)
+    key = jnp.where(bits < 0, -magnitude, magnitude)
+    return jnp.where(magnitude > inf_bits, jnp.iinfo(int_type).min, key)
+
+
 @jax.jit
 def _rank(x: Float[Array, " n"]) -> Array:
-    # rank[j] = #{i : x_i > x_j} + #{i < j : x_i = x_j}
-    before = x[:, None] > x[None, :]
+    # rank[j] = #{i : x_i > x_j} + #{i < j : x_i = x_j} in the order of _order_key, so that
+    # a NaN that reaches here (traced, hence unchecked) still gives a permutation.
+    key = _order_key(x)
+    before = key[:, None] > key[None, :]
     index = jnp.arange(x.shape[0])
-    tied = (x[:, None] == x[None, :]) & (index[:, None] < index[None, :])
+    tied = (key[:, None] == key[None, :]) & (index[:, None] < index[None, :])
     return jnp.sum(before | tied, axis=0)
 
 
@@ -63,11 +81,18 @@ def rank(x: Float[Array, " n"]) -> Float[Array, " n"]:
 
     The largest entry has rank 0, the smallest rank `n − 1`. Ties: equal values are
     ranked in the order of their indices (the earlier index gets the smaller rank), as a
-    stable sort of `−x` would order them. `±inf` are ordered as usual.
+    stable sort of `−x` would order them. `±inf` are ordered as usual (`+inf` first,
+    `−inf` last, equal infinities tied like any equal values); `−0.0` and `0.0` are equal;
+    subnormal values are ordered exactly, not as zeros.
+
+    NaN has no place in a descending order: a concrete NaN raises `ValueError`. Under
+    `jit` or `vmap`, where values cannot be checked, NaN ranks after `−inf` (NaNs tied by
+    index), so the result is still a permutation: the order of `numpy.argsort(−x,
+    kind="stable")`.
 
     **Arguments:**
 
-    - `x`: `Float[Array, "n"]`, `n ≥ 1`, without NaN.
+    - `x`: `Float[Array, "n"]`, `n ≥ 1`, without NaN (see above for traced NaN).
 
     **Returns:** `Float[Array, "n"]`, a permutation of `0, …, n − 1` as float64;
     `rank(x) = sort_permutation(x).T @ arange(n)`.
@@ -79,12 +104,14 @@ def sort_permutation(x: Float[Array, " n"]) -> Float[Array, "n n"]:
     """The permutation matrix that sorts `x` in descending order.
 
     `P[r, j] = 1` when `x[j]` is the `r`-th largest entry (`rank(x)[j] = r`), else 0, so
-    that `P @ x` is `x` sorted from the largest to the smallest entry. Ties follow
-    `rank`: equal values keep the order of their indices.
+    that `P @ x` is `x` sorted from the largest to the smallest entry (for finite `x`:
+    with infinities, `0 · inf` makes NaN in the product). Ties, `±inf` and
+    NaN follow `rank`: equal values keep the order of their indices, and a concrete NaN
+    raises `ValueError` (traced, it is sorted after `−inf`).
 
     **Arguments:**
 
-    - `x`: `Float[Array, "n"]`, `n ≥ 1`, without NaN.
+    - `x`: `Float[Array, "n"]`, `n ≥ 1`, without NaN (see `rank` for traced NaN).
 
     **Returns:** `Float[Array, "n n"]` with entries 0 and 1, one 1 per row and column.
     """
@@ -205,7 +232,8 @@ def shortest_path(costs: Float[Array, "k k"]) -> Float[Array, "k k"]:
 
 
 def step(x: Float[Array, "..."]) -> Float[Array, "..."]:
-    """The unit step `1[x ≥ 0]`, elementwise (so `step(0) = 1`).
+    """The unit step `1[x ≥ 0]`, elementwise (so `step(0) = step(−0.0) = 1`, and
+    `step(−1e-310) = 0`).
 
     For noise `ε` symmetric about 0 with CDF `F`, `E[step(x + γε)] = F(x / γ)`.
 
@@ -217,7 +245,7 @@ def step(x: Float[Array, "..."]) -> Float[Array, "..."]:
     """
     x = jnp.asarray(x, dtype=jnp.float64)
     _check_no_nan(x, "x")
-    return (x >= 0).astype(jnp.float64)
+    return (_order_key(x) >= 0).astype(jnp.float64)  # exact for subnormal x
 
 
 def heaviside_sum(x: Float[Array, "..."]) -> Float[Array, ""]:

@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse
 import scipy.sparse.csgraph
 import scipy.stats
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -62,7 +62,24 @@ def assert_permutation_matrix(matrix):
     assert np.all(matrix.sum(0) == 1) and np.all(matrix.sum(1) == 1)
 
 
+EDGE_VECTORS = [
+    # equal infinities are ties, which the sorted check must not difference
+    np.array([np.inf, np.inf]), np.array([-np.inf, -np.inf]), np.array([-np.inf, np.inf]),
+    np.array([np.inf, -np.inf, np.inf, 1.0, -np.inf]), np.array([-0.0, np.inf, 0.0, -np.inf, -0.0]),
+    # subnormals, which XLA on the CPU compares as zeros
+    np.array([0.0, 2.225073858507201e-309]), np.array([-5e-324, 0.0, 5e-324, -0.0, -1e-310]),
+]
+
+
+def edge_examples(test):
+    """`test` also run on each of `EDGE_VECTORS`, in every profile."""
+    for x in reversed(EDGE_VECTORS):
+        test = example(x)(test)
+    return test
+
+
 @given(vectors())
+@edge_examples
 def test_sort_permutation_sorts_descending_with_stable_ties(x):
     matrix = problems.sort_permutation(x)
     assert matrix.shape == (x.size, x.size)
@@ -71,10 +88,12 @@ def test_sort_permutation_sorts_descending_with_stable_ties(x):
     np.testing.assert_array_equal(matrix, np.eye(x.size)[order])
     finite = np.where(np.isfinite(x), x, 0.0)
     np.testing.assert_array_equal(np.asarray(matrix) @ finite, finite[order])
-    assert np.all(np.diff(x[order]) <= 0)
+    # compared, not differenced: inf − inf is NaN
+    assert np.all(x[order][:-1] >= x[order][1:])
 
 
 @given(vectors())
+@edge_examples
 def test_rank_is_the_inverse_of_the_sorting_order(x):
     ranks = problems.rank(x)
     assert ranks.dtype == jnp.float64 and ranks.shape == x.shape
@@ -119,6 +138,18 @@ def test_sorting_rejects_invalid_inputs(function):
             function(bad)
     with pytest.raises(ValueError, match="NaN"):
         function(jnp.array([1.0, jnp.nan]))
+
+
+def test_traced_nan_is_sorted_after_minus_infinity():
+    """Under `jit` NaN cannot be rejected; it ranks last (ties by index), so the result is
+    still a permutation, in the order of a stable `argsort(−x)`."""
+    x = jnp.array([jnp.nan, 1.0, -jnp.inf, jnp.nan, jnp.inf, 1.0])
+    ranks = jax.jit(problems.rank)(x)
+    np.testing.assert_array_equal(ranks, [4.0, 1.0, 3.0, 5.0, 0.0, 2.0])
+    expected = np.eye(x.size)[reference_order(x)]
+    np.testing.assert_array_equal(jax.jit(problems.sort_permutation)(x), expected)
+    np.testing.assert_array_equal(jax.vmap(problems.rank)(jnp.stack([x, jnp.full(6, jnp.nan)])),
+                                  [ranks, np.arange(6.0)])
 
 
 # ----------------------------------------------------------------------- shortest path
@@ -316,6 +347,8 @@ def test_shortest_path_rejects_invalid_costs(function):
 def test_step_values():
     x = jnp.array([[-1.0, -0.0, 0.0], [1e-300, -1e-300, jnp.inf]])
     expected = [[0.0, 1.0, 1.0], [1.0, 0.0, 1.0]]
+    # subnormals keep their sign, although XLA on the CPU compares them as zeros
+    np.testing.assert_array_equal(problems.step(jnp.array([-5e-324, 5e-324, -1e-310])), [0.0, 1.0, 0.0])
     np.testing.assert_array_equal(problems.step(x), expected)
     assert problems.step(x).dtype == jnp.float64
     assert problems.heaviside_sum(x).shape == ()

@@ -14,7 +14,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import sympy as sp
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from scipy import integrate, special
 
@@ -130,10 +130,13 @@ def _sigmoid_derivative(x, eta):
     return special.expit(x / eta) * special.expit(-x / eta) / eta
 
 
-def _quad(f, lo, hi, points=()):
-    """`∫_lo^hi f`, split at the `points` inside (kinks, narrow peaks)."""
+def _quad(f, lo, hi, points=(), epsabs=0.0):
+    """`∫_lo^hi f`, split at the `points` inside (kinks, narrow peaks), to a relative 1e-11
+    or the absolute `epsabs`, whichever is looser. A purely relative tolerance is out of
+    reach where a piece is 0 or cancels (a sign change, or a subnormal integrand), and quad
+    warns; tests that compare with an absolute tolerance pass a smaller `epsabs`."""
     edges = [lo, *sorted(float(q) for q in points if lo < q < hi), hi]
-    return sum(integrate.quad(f, left, right, limit=400, epsabs=0.0, epsrel=1e-11)[0]
+    return sum(integrate.quad(f, left, right, limit=400, epsabs=epsabs, epsrel=1e-11)[0]
                for left, right in zip(edges[:-1], edges[1:]))
 
 
@@ -236,19 +239,25 @@ WINDOWS = {  # integration ranges outside of which the integrands are below 1e-2
 POLYNOMIAL = sorted(name for name, d in densities.DENSITIES.items() if d.test_functions == "polynomial")
 
 
-def _expect(name, g, lo=None):
+def _expect(name, g, lo=None, epsabs=0.0):
     """`E[g(ε)]` under the density `name`, on its window (from `lo` when given)."""
     window_lo, hi = WINDOWS[name]
     lo = window_lo if lo is None else max(lo, window_lo)
     if lo >= hi:
         return 0.0
     mu = DENSITY[name]["density"]
-    return _quad(lambda e: g(e) * mu(e), lo, hi, points=(0.0,))
+    return _quad(lambda e: g(e) * mu(e), lo, hi, points=(0.0,), epsabs=epsabs)
 
 
-def _expect_scored(name, g, lo=None):
+def _expect_scored(name, g, lo=None, epsabs=0.0):
     score = DENSITY[name]["score"]
-    return _expect(name, lambda e: g(e) * score(e), lo)
+    return _expect(name, lambda e: g(e) * score(e), lo, epsabs)
+
+
+# For the estimator-against-derivative checks, whose expectations may be 0 or cancel
+# (x = ±1, γ = 2 for f = 1/(1 + y²) under Cauchy noise; any subnormal coefficient):
+# 1e-13 absolute, four orders below the smallest `abs` these tests compare with.
+EPSABS = 1e-13
 
 
 def _poly(coefficients):
@@ -260,11 +269,12 @@ cubic = st.lists(st.floats(-1.0, 1.0), min_size=4, max_size=4)
 
 
 @given(st.sampled_from(POLYNOMIAL), cubic, st.floats(-1.0, 1.0), st.floats(0.2, 2.0))
+@example("laplace", [0.0, 0.0, 1e-300, 0.0], -1.0, 1.0)  # a tiny quadratic: relative accuracy out of reach
 def test_score_estimator_is_the_derivative_of_the_smoothed_polynomial(name, coefficients, x, gamma):
     """`E[f(x + γε)s(ε)]/γ = E[f'(x + γε)] = d/dx E[f(x + γε)]` for a cubic f."""
     f, df = _poly(coefficients)
-    estimator = _expect_scored(name, lambda e: f(x + gamma * e)) / gamma
-    derivative = _expect(name, lambda e: df(x + gamma * e))
+    estimator = _expect_scored(name, lambda e: f(x + gamma * e), epsabs=EPSABS) / gamma
+    derivative = _expect(name, lambda e: df(x + gamma * e), epsabs=EPSABS)
     assert estimator == pytest.approx(derivative, rel=1e-7, abs=1e-9)
 
 
@@ -273,20 +283,23 @@ def test_score_estimator_is_the_derivative_of_the_smoothed_polynomial(name, coef
 def test_score_estimator_mutants_miss_the_derivative(name, coefficients, x, gamma):
     """The wrong-sign score and the estimator without 1/γ are off by a factor −1 and γ."""
     f, df = _poly(coefficients)
-    derivative = _expect(name, lambda e: df(x + gamma * e))
+    derivative = _expect(name, lambda e: df(x + gamma * e), epsabs=EPSABS)
     assume(abs(derivative) > 1e-2)
-    scored = _expect_scored(name, lambda e: f(x + gamma * e))
+    scored = _expect_scored(name, lambda e: f(x + gamma * e), epsabs=EPSABS)
     assert abs(-scored / gamma - derivative) > 1e-3 * abs(derivative)    # wrong sign
     assert abs(scored - derivative) > 1e-3 * abs(derivative)             # without 1/γ
 
 
 @given(st.floats(-1.0, 1.0), st.floats(-1.0, 1.0), st.floats(-1.0, 1.0), st.floats(0.2, 2.0))
+@example(2.2e-313, 0.0, 0.5, 0.2)  # a subnormal integrand
+@example(0.0, 1.0, -1.0, 2.0)      # E[f'] over ε > 0 nearly cancels, to 9e-5
 def test_cauchy_score_estimator_on_a_bounded_function(c1, c2, x, gamma):
     """Cauchy noise has no mean, so f is bounded: `f(y) = c₁tanh(y) + c₂/(1 + y²)`."""
     f = lambda y: c1 * np.tanh(y) + c2 / (1 + y * y)  # noqa: E731
     df = lambda y: c1 * (1 - np.tanh(y) ** 2) - 2 * c2 * y / (1 + y * y) ** 2  # noqa: E731
-    estimator = _expect_scored("cauchy", lambda e: f(x + gamma * e)) / gamma
-    assert estimator == pytest.approx(_expect("cauchy", lambda e: df(x + gamma * e)), rel=1e-6, abs=1e-8)
+    estimator = _expect_scored("cauchy", lambda e: f(x + gamma * e), epsabs=EPSABS) / gamma
+    derivative = _expect("cauchy", lambda e: df(x + gamma * e), epsabs=EPSABS)
+    assert estimator == pytest.approx(derivative, rel=1e-6, abs=1e-8)
 
 
 @given(st.sampled_from(sorted(densities.DENSITIES)), st.floats(-1.5, 1.5), st.floats(0.2, 2.0))
