@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from problems._validation import as_key, check_batch_size, check_count, concrete, require_x64
-from derivatives.schedules import as_schedule
+from derivatives.schedules import Constant, PolynomialDecay, as_schedule
 
 
 def minibatch(problem, key, k, batch_size):
@@ -120,8 +120,10 @@ def largest_step(schedule, num_steps: int) -> float | None:
     first = schedule(jnp.asarray(0, jnp.int64))
     if isinstance(first, jax.core.Tracer):  # a function closing over traced values
         return None
-    # Constant and PolynomialDecay check their parameters when built; a function is evaluated
-    # at every step, in one compiled pass over a power-of-two bucket of steps.
+    if isinstance(schedule, (Constant, PolynomialDecay)):
+        # Positive and finite by construction, and non-increasing in k: α_0 is the largest.
+        return float(first)
+    # A function is evaluated at every step, in one compiled pass over a power-of-two bucket.
     bucket = 1 << max(num_steps - 1, 0).bit_length()
     bad, first_bad, bad_value, largest = _scan_schedule(schedule, num_steps, bucket)
     if bad:
