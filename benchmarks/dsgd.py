@@ -21,7 +21,7 @@ jax.config.update("jax_enable_x64", True)  # a script sets float64; the library 
 
 from _timing import best_time, machine
 from rates import dsgd
-from rates.dsgd_report import PROTOCOL, REFERENCE_ETA, estimator_runs, models
+from experiments.dsgd import PROTOCOL, REFERENCE_ETA, estimator_runs, models
 
 
 def main() -> None:

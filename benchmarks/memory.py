@@ -34,7 +34,7 @@ def child(kind: str, num_steps: int, num_seeds: int, dim: int) -> dict:
 
     import problems
     import rates
-    from derivatives._sgd import minibatch, sgd_step
+    from derivatives.sgd import minibatch, sgd_step
     from rates.curves import compiled_memory
 
     problem = problems.weighted_ridge(1000, dim, seed=0)

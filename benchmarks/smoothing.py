@@ -26,7 +26,7 @@ import numpy as np
 
 import derivatives
 from _timing import interleaved_best, machine
-from rates.smoothing_report import TASKS
+from experiments.smoothing import TASKS
 
 ESTIMATES = 64
 SAMPLES = 1024

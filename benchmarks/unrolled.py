@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import derivatives
 import problems
 from _timing import best_time, machine
-from derivatives._sgd import minibatch, sgd_step
+from derivatives.sgd import minibatch, sgd_step
 
 
 def main() -> None:

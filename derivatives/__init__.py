@@ -2,7 +2,7 @@
 or by finite differences."""
 
 from derivatives import schedules
-from derivatives._sgd import DivergenceError, StepSizeWarning
+from derivatives.sgd import DivergenceError, StepSizeWarning
 from derivatives.estimators import (
     BOUNDARY_VARIANTS, ESTIMATORS, base_noise, estimate_gradient, gradient_samples,
 )

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from problems._validation import as_key, check_count, concrete, require_x64
+from problems.validation import as_key, check_count, concrete, require_x64
 from problems.programs.program import Program
 
 ESTIMATORS = ("score", "reparam", "lyy18", "smoothed")

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from problems._validation import require_x64
+from problems.validation import require_x64
 
 
 def central_difference_jacobian(function, theta, step: float = 1e-5) -> Float[Array, "... p"]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 from jaxtyping import Array, Float
 
-from problems._implicit import implicit_function_jacobian
+from problems.implicit_function import implicit_function_jacobian
 
 
 def implicit_jacobian(problem, theta) -> Float[Array, "d p"]:

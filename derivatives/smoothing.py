@@ -118,7 +118,7 @@ import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 
-from problems._validation import as_key, concrete, require_x64
+from problems.validation import as_key, concrete, require_x64
 from proofs_check.densities import DENSITIES
 
 NOISES = tuple(DENSITIES)

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from derivatives._sgd import (
+from derivatives.sgd import (
     check_run, derivative_step, divergence_error, first_nonfinite_step, minibatch, sgd_step,
 )
 

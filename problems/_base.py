@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
-from problems._validation import as_key, as_theta, check_batch_size
+from problems.validation import as_key, as_theta, check_batch_size
 
 
 def problem_dataclass(cls):

@@ -27,7 +27,7 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array, Float
 
-from problems._validation import check_count, concrete
+from problems.validation import check_count, concrete
 
 SHORTEST_PATH_STYLES = ("uniform", "terrain")
 _MIN_COST, _MAX_COST = 0.5, 2.0

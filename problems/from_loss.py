@@ -21,9 +21,9 @@ from jax import lax
 from jaxtyping import Array, Float, PyTree
 
 from problems._base import FiniteSumProblem, problem_dataclass, static
-from problems._implicit import implicit_function_jacobian
+from problems.implicit_function import implicit_function_jacobian
 from problems._newton import newton_minimise
-from problems._validation import check_count, check_finite_data, concrete, require_x64
+from problems.validation import check_count, check_finite_data, concrete, require_x64
 
 # Radius and number of random directions of the finite-difference Lipschitz estimates.
 _LIPSCHITZ_RADIUS = 1e-2

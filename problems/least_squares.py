@@ -27,7 +27,7 @@ from jaxtyping import Array, Float
 
 from problems._base import FiniteSumProblem, problem_dataclass, static
 from problems._design import check_conditioning, gaussian_design, gram, max_row_norm_squared
-from problems._validation import check_count, require_x64
+from problems.validation import check_count, require_x64
 
 INTERPOLATION_MODES = ("none", "double", "simple")
 

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from problems._base import FiniteSumProblem, problem_dataclass, static
-from problems._validation import check_count, require_x64
+from problems.validation import check_count, require_x64
 
 
 @problem_dataclass

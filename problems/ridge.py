@@ -22,7 +22,7 @@ from jaxtyping import Array, Float
 
 from problems._base import FiniteSumProblem, problem_dataclass, static
 from problems._design import check_conditioning, gaussian_design, gram, max_row_norm_squared
-from problems._validation import as_matrix, check_count, check_positive, require_x64
+from problems.validation import as_matrix, check_count, check_positive, require_x64
 
 # Bisection steps of the secular equation: the bracket [0, ‖a‖²] shrinks to 2⁻⁶⁴‖a‖²,
 # below float64's resolution of λ_max ≥ ‖a‖² (see `largest_eigenvalue_diagonal_plus_rank_one`).

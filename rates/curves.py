@@ -34,8 +34,8 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Int, Float
 
-from derivatives._sgd import check_run, divergence_error, minibatch, tangent_step
-from problems._validation import check_count
+from derivatives.sgd import check_run, divergence_error, minibatch, tangent_step
+from problems.validation import check_count
 
 STATISTICS = ("iterate_error", "jacobian_error", "suboptimality")
 

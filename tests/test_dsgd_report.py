@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from problems import programs
-from rates import dsgd, dsgd_report
+from experiments import dsgd as dsgd_report
+from rates import dsgd
 from rates.fit import no_steeper_than
 
 TINY = dsgd_report.Settings(num_steps=100, log_every=50, num_samples=4, num_log_samples=50, eta_grid=(0.14, 0.06),

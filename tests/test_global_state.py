@@ -20,8 +20,8 @@ config_before = {name: repr(value) for name, value in jax.config.values.items()}
 backend_before = repr(dict.__getitem__(matplotlib.rcParams, "backend"))
 
 import problems, derivatives, rates, proofs_check
-import problems.programs, problems.strategies, rates.dsgd, rates.figures, rates.report
-import rates.dsgd_report, rates.smoothing_report
+import problems.programs, problems.strategies, rates.dsgd, experiments.figures, experiments.report
+import experiments.dsgd, experiments.smoothing
 
 from jax._src import xla_bridge
 arrays_made_at_import = xla_bridge.backends_are_initialized()  # an array made then would be float32
@@ -29,7 +29,7 @@ changed = sorted(name for name, value in jax.config.values.items() if config_bef
 backend_after = repr(dict.__getitem__(matplotlib.rcParams, "backend"))
 
 import jax.numpy as jnp
-from problems._validation import Float64Required
+from problems.validation import Float64Required
 
 def raises_float64_required(call):
     try:

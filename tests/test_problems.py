@@ -321,7 +321,7 @@ def test_generators_require_float64():
     script = textwrap.dedent("""
         import jax
         import problems
-        from problems._validation import Float64Required
+        from problems.validation import Float64Required
         from problems.strategies import log_cosh_ridge_loss
 
         assert not jax.config.read("jax_enable_x64")

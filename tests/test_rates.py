@@ -16,7 +16,8 @@ import problems
 import rates
 from helpers import assert_relative_close
 from problems.strategies import EXACT_KINDS, problems_and_thetas
-from rates import regimes, verdict
+from experiments import regimes
+from rates import verdict
 from rates.curves import checkpoints, error_curves
 
 
@@ -150,7 +151,7 @@ def tiny_report(tmp_path_factory):
     import contextlib
     import io
 
-    from rates.report import write_report
+    from experiments.report import write_report
 
     out, stderr = tmp_path_factory.mktemp("report"), io.StringIO()
     with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
@@ -260,7 +261,7 @@ def test_report_progress_writes_whole_lines_when_stderr_is_not_a_terminal(tiny_r
 def test_progress_bar_falls_back_to_a_few_lines_off_a_terminal():
     import io
 
-    from rates.progress import progress_bar
+    from experiments.progress import progress_bar
 
     stream = io.StringIO()
     with progress_bar(35, "dsgd", stream=stream, max_lines=6) as progress:
@@ -280,7 +281,7 @@ def test_progress_bar_falls_back_to_a_few_lines_off_a_terminal():
 def test_progress_bar_draws_a_tqdm_bar_on_a_terminal():
     import io
 
-    from rates.progress import progress_bar
+    from experiments.progress import progress_bar
 
     class Terminal(io.StringIO):
         def isatty(self):
@@ -300,7 +301,7 @@ def test_importing_figures_leaves_matplotlib_alone():
 
     script = (
         "import sys, matplotlib\n"
-        "import rates.figures\n"
+        "import experiments.figures\n"
         "assert matplotlib.rcParams._get_backend_or_none() is None, matplotlib.rcParams._get_backend_or_none()\n"
         "assert 'matplotlib.pyplot' not in sys.modules\n"
     )
@@ -344,7 +345,7 @@ def _assert_readable(figure):
 
 
 def test_regime_figure_is_readable_and_clips_at_the_resolution(figure1_results):
-    from rates import figures
+    from experiments import figures
 
     figure = figures.regime_figure(figure1_results, "Figure 1")
     _assert_readable(figure)
@@ -364,7 +365,7 @@ def test_regime_figure_is_readable_and_clips_at_the_resolution(figure1_results):
 
 
 def test_sweep_figure_is_readable():
-    from rates import figures
+    from experiments import figures
 
     sweep = {"step_fractions": [0.5, 0.25, 0.125, 0.0625], "step_labels": ["1/(2L)", "1/(4L)", "1/(8L)", "1/(16L)"],
              "step_sizes": [0.023, 0.0115, 0.00574, 0.00287]}
@@ -380,11 +381,11 @@ def test_sweep_figure_is_readable():
 
 def test_command_line_enables_float64_first(monkeypatch, tmp_path):
     """The library leaves x64 to its caller; `python -m rates` turns it on before any work."""
-    import rates.report
-    from rates.__main__ import main
+    import experiments.report
+    from experiments.__main__ import main
 
     seen = []
-    monkeypatch.setattr(rates.report, "write_report", lambda out, quick: seen.append(jax.config.read("jax_enable_x64"))
+    monkeypatch.setattr(experiments.report, "write_report", lambda out, quick: seen.append(jax.config.read("jax_enable_x64"))
                         or True)
     jax.config.update("jax_enable_x64", False)
     try:

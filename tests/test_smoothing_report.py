@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import derivatives
-from rates import smoothing_report as sr
+from experiments import smoothing as sr
 
 TINY = sr.Settings(tasks=("sort3",), noises=("gaussian", "gumbel"), repetitions=8, num_samples=64,
                    reference_samples=2 ** 13, reference_chunk=2 ** 11, covariates=("none", "value"),

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from problems._validation import as_key, require_x64
+from problems.validation import as_key, require_x64
 from problems.programs import expressions as ex
 
 

@@ -7,9 +7,9 @@ import json
 import pathlib
 import time
 
-from rates import figures
-from rates.progress import progress_bar
-from rates.regimes import FULL, QUICK, REGIMES, RegimeResult, Settings, run_regime, run_sweep
+from experiments import figures
+from experiments.progress import progress_bar
+from experiments.regimes import FULL, QUICK, REGIMES, RegimeResult, Settings, run_regime, run_sweep
 
 
 def regime_json(result: RegimeResult) -> dict:

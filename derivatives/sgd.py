@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from problems._validation import as_key, check_batch_size, check_count, concrete, require_x64
+from problems.validation import as_key, check_batch_size, check_count, concrete, require_x64
 from derivatives.schedules import Constant, PolynomialDecay, as_schedule
 
 

@@ -55,7 +55,7 @@ import jax.numpy as jnp
 import derivatives
 import problems
 from derivatives import COVARIATES, NOISES, SAMPLINGS
-from rates.progress import progress_bar
+from experiments.progress import progress_bar
 
 ASYMMETRIC_NOISES = ("gumbel",)      # antithetic pairs are refused
 PATH_COST_FLOOR = 0.01
@@ -258,7 +258,7 @@ def run_study(settings: Settings, key=None, progress=None, tasks: dict | None = 
 def write_smoothing_report(out, quick: bool = False, settings: Settings | None = None, tasks: dict | None = None):
     """Run the study and write `smoothing.md`, `smoothing.json` and `smoothing_heatmap.png`
     into `out`; returns the study (`run_study`'s dictionary)."""
-    from rates import figures
+    from experiments import figures
 
     settings = settings or (QUICK if quick else FULL)
     out = pathlib.Path(out)

@@ -41,7 +41,7 @@ import derivatives
 from problems import programs
 from rates import dsgd
 from rates.fit import no_steeper_than
-from rates.progress import progress_bar
+from experiments.progress import progress_bar
 
 ETA_GRID = (0.14, 0.06, 0.10, 0.18, 0.22)  # 0.14 first: the reference value for cost and WNV
 REFERENCE_ETA = 0.14
@@ -253,7 +253,7 @@ def run_model(program, settings: Settings, key, progress=None) -> dict:
 def write_dsgd_report(out, quick: bool = False, settings: Settings | None = None, names=None) -> bool:
     """Run the experiment and write `dsgd.md`, `dsgd.json` and the figures into `out`.
     Returns whether every model's variance slope respects its bound."""
-    from rates import figures
+    from experiments import figures
 
     settings = settings or (QUICK if quick else FULL)
     out = pathlib.Path(out)
