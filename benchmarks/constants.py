@@ -23,11 +23,11 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-import jax.numpy as jnp  # noqa: E402
+import jax.numpy as jnp
+from _timing import best_time, interleaved_best, machine
 
-import problems  # noqa: E402
-from _timing import best_time, interleaved_best, machine  # noqa: E402
-from problems.strategies import log_cosh_ridge_loss  # noqa: E402
+import problems
+from problems.strategies import log_cosh_ridge_loss
 
 GENERATORS = ("ridge", "weighted_ridge", "least_squares", "logistic", "quadratic", "from_loss")
 

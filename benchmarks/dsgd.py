@@ -20,8 +20,9 @@ import jax
 jax.config.update("jax_enable_x64", True)  # a script sets float64; the library leaves it to its caller
 
 from _timing import best_time, machine
-from rates import dsgd
+
 from experiments.dsgd import PROTOCOL, REFERENCE_ETA, estimator_runs, models
+from rates import dsgd
 
 
 def main() -> None:

@@ -30,11 +30,11 @@ import jax
 jax.config.update("jax_enable_x64", True)  # a script sets float64; the library leaves it to its caller
 import jax.numpy as jnp
 import numpy as np
+from _timing import interleaved_best, machine
 from jax import lax
 
 import problems
 import rates
-from _timing import interleaved_best, machine
 from rates.curves import checkpoints
 
 

@@ -33,7 +33,7 @@ temperature_module = importlib.import_module("problems.programs.temperature")
 textmsg_module = importlib.import_module("problems.programs.textmsg")
 walk_module = importlib.import_module("problems.programs.walk")
 
-from _timing import best_time, machine  # noqa: E402  (benchmarks/ is the script's directory)
+from _timing import best_time, machine
 
 
 def _normal(x, mean, std):

@@ -23,9 +23,9 @@ import jax
 jax.config.update("jax_enable_x64", True)  # a script sets float64; the library leaves it to its caller
 import jax.numpy as jnp
 import numpy as np
+from _timing import interleaved_best, machine
 
 import derivatives
-from _timing import interleaved_best, machine
 from experiments.smoothing import TASKS
 
 ESTIMATES = 64

@@ -21,10 +21,10 @@ import jax
 
 jax.config.update("jax_enable_x64", True)  # a script sets float64; the library leaves it to its caller
 import jax.numpy as jnp
+from _timing import best_time, machine
 
 import derivatives
 import problems
-from _timing import best_time, machine
 from derivatives.sgd import minibatch, sgd_step
 
 

@@ -2,18 +2,34 @@
 or by finite differences."""
 
 from derivatives import schedules
-from derivatives.sgd import DivergenceError, StepSizeWarning
 from derivatives.estimators import (
-    BOUNDARY_VARIANTS, ESTIMATORS, base_noise, estimate_gradient, gradient_samples,
+    BOUNDARY_VARIANTS,
+    ESTIMATORS,
+    base_noise,
+    estimate_gradient,
+    gradient_samples,
 )
 from derivatives.finite_differences import central_difference_jacobian
 from derivatives.implicit import implicit_jacobian
+from derivatives.sgd import DivergenceError, StepSizeWarning
 from derivatives.smoothing import COVARIATES, NOISES, SAMPLINGS, smoothed_gradient
 from derivatives.unrolled import MODES, unrolled
 
 __all__ = [
-    "BOUNDARY_VARIANTS", "COVARIATES", "DivergenceError", "ESTIMATORS", "MODES", "NOISES", "SAMPLINGS",
-    "StepSizeWarning", "base_noise", "schedules",
-    "central_difference_jacobian", "estimate_gradient", "gradient_samples", "implicit_jacobian",
-    "smoothed_gradient", "unrolled",
+    "BOUNDARY_VARIANTS",
+    "COVARIATES",
+    "ESTIMATORS",
+    "MODES",
+    "NOISES",
+    "SAMPLINGS",
+    "DivergenceError",
+    "StepSizeWarning",
+    "base_noise",
+    "central_difference_jacobian",
+    "estimate_gradient",
+    "gradient_samples",
+    "implicit_jacobian",
+    "schedules",
+    "smoothed_gradient",
+    "unrolled",
 ]

@@ -34,8 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from problems.validation import as_key, check_count, concrete, require_x64
 from problems.programs.program import Program
+from problems.validation import as_key, check_count, concrete, require_x64
 
 ESTIMATORS = ("score", "reparam", "lyy18", "smoothed")
 BOUNDARY_VARIANTS = ("sample", "projected")

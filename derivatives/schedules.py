@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

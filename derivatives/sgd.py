@@ -16,8 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from problems.validation import as_key, check_batch_size, check_count, concrete, require_x64
 from derivatives.schedules import Constant, PolynomialDecay, as_schedule
+from problems.validation import as_key, check_batch_size, check_count, concrete, require_x64
 
 
 def minibatch(problem, key, k, batch_size):

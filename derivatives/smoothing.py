@@ -111,7 +111,7 @@ import dataclasses
 import functools
 import math
 import numbers
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -140,7 +140,7 @@ class _Noise:
     finite_mean: bool    # E|ε| < ∞: polynomial moments certified (test functions "polynomial")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def noise_functions(noise: str) -> _Noise:
     """The score `s(ε)` and quantile `F⁻¹(u)` of `DENSITIES[noise]` as JAX functions
     (elementwise, lambdified once and cached), with the density's symmetry and whether

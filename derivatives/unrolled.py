@@ -10,7 +10,12 @@ from jax import lax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from derivatives.sgd import (
-    check_run, derivative_step, divergence_error, first_nonfinite_step, minibatch, sgd_step,
+    check_run,
+    derivative_step,
+    divergence_error,
+    first_nonfinite_step,
+    minibatch,
+    sgd_step,
 )
 
 MODES = ("forward", "reverse", "recursion")

@@ -38,10 +38,10 @@ import jax.numpy as jnp
 import numpy as np
 
 import derivatives
+from experiments.progress import progress_bar
 from problems import programs
 from rates import dsgd
 from rates.fit import no_steeper_than
-from experiments.progress import progress_bar
 
 ETA_GRID = (0.14, 0.06, 0.10, 0.18, 0.22)  # 0.14 first: the reference value for cost and WNV
 REFERENCE_ETA = 0.14
@@ -324,5 +324,20 @@ def markdown(document) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["ETA_GRID", "FULL", "PROTOCOL", "SIGMOID_CURVATURE", "finite_eta_allowance", "QUICK", "REFERENCE_ETA", "Settings", "batch_cost", "throughput_cost", "estimator_runs",
-           "guard_spread", "run_model", "variance_against_eta", "write_dsgd_report"]
+__all__ = [
+    "ETA_GRID",
+    "FULL",
+    "PROTOCOL",
+    "QUICK",
+    "REFERENCE_ETA",
+    "SIGMOID_CURVATURE",
+    "Settings",
+    "batch_cost",
+    "estimator_runs",
+    "finite_eta_allowance",
+    "guard_spread",
+    "run_model",
+    "throughput_cost",
+    "variance_against_eta",
+    "write_dsgd_report",
+]

@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from typing import Iterator, Protocol, TextIO
+from collections.abc import Iterator
+from typing import Protocol, TextIO
 
 from tqdm import tqdm
 

@@ -26,18 +26,18 @@ Then `ridge` and `logistic` with θ = λ, constant and decreasing steps.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from fractions import Fraction
-from typing import Callable
 
 import numpy as np
 
 import problems
+from derivatives.schedules import constant, inverse_time
 from proofs_check import sgd as sgd_certificates
 from rates import bounds as rate_bounds
 from rates import fit as rate_fit
 from rates import verdict as rate_verdict
 from rates.curves import Curves, error_curves
-from derivatives.schedules import constant, inverse_time
 
 KINDS = ("constant", "decreasing", "double_interpolation", "simple_interpolation")
 # α = FIGURE1_STEP_FRACTION/L in Figure 1's constant-step columns (module docstring).

@@ -47,7 +47,7 @@ import json
 import pathlib
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -317,6 +317,24 @@ def markdown(study: dict, settings: Settings, seconds: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["FULL", "QUICK", "Settings", "TASKS", "Task", "baseline_key", "best_strategies", "cartesian_size",
-           "combination_statistics", "combinations", "grid", "markdown", "reference_jacobian", "relative",
-           "run_study", "run_task", "sorting", "strategy_key", "write_smoothing_report"]
+__all__ = [
+    "FULL",
+    "QUICK",
+    "TASKS",
+    "Settings",
+    "Task",
+    "baseline_key",
+    "best_strategies",
+    "cartesian_size",
+    "combination_statistics",
+    "combinations",
+    "grid",
+    "markdown",
+    "reference_jacobian",
+    "relative",
+    "run_study",
+    "run_task",
+    "sorting",
+    "strategy_key",
+    "write_smoothing_report",
+]

@@ -6,6 +6,7 @@ Everything computes in float64 (rates are checked far below float32's resolution
 the package changes no global state, so enable it first: `jax.config.update("jax_enable_x64", True)`.
 """
 
+from problems import programs
 from problems._base import Constants, FiniteSumProblem, Problem
 from problems.blackbox import (
     heaviside_sum,
@@ -22,12 +23,11 @@ from problems.least_squares import INTERPOLATION_MODES, least_squares
 from problems.logistic import logistic
 from problems.quadratic import quadratic
 from problems.ridge import ridge, weighted_ridge
-from problems import programs
 
 __all__ = [
+    "INTERPOLATION_MODES",
     "Constants",
     "FiniteSumProblem",
-    "INTERPOLATION_MODES",
     "Problem",
     "from_loss",
     "heaviside_sum",

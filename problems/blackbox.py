@@ -50,7 +50,7 @@ def _check_no_nan(x, name: str) -> None:
         raise ValueError(f"{name} must not contain NaN, got {values}")
 
 
-def _order_key(x: Float[Array, "..."]) -> Array:
+def _order_key(x: Float[Array, ...]) -> Array:
     """Integers in the order of `x`: `+inf > … > −inf > NaN`, with `−0.0 = 0.0` and all NaN
     equal.
 
@@ -231,7 +231,7 @@ def shortest_path(costs: Float[Array, "k k"]) -> Float[Array, "k k"]:
 # ---------------------------------------------------------------------- step functions
 
 
-def step(x: Float[Array, "..."]) -> Float[Array, "..."]:
+def step(x: Float[Array, ...]) -> Float[Array, ...]:
     """The unit step `1[x ≥ 0]`, elementwise (so `step(0) = step(−0.0) = 1`, and
     `step(−1e-310) = 0`).
 
@@ -248,7 +248,7 @@ def step(x: Float[Array, "..."]) -> Float[Array, "..."]:
     return (_order_key(x) >= 0).astype(jnp.float64)  # exact for subnormal x
 
 
-def heaviside_sum(x: Float[Array, "..."]) -> Float[Array, ""]:
+def heaviside_sum(x: Float[Array, ...]) -> Float[Array, ""]:
     """The number of non-negative entries, `Σᵢ 1[xᵢ ≥ 0]`, a piecewise-constant scalar.
 
     For noise `ε` with i.i.d. entries symmetric about 0 with CDF `F` and density `p`, the

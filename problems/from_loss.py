@@ -12,7 +12,7 @@ reaches a finite point where the gradient vanishes and `F(·, θ₀)` is strongl
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -21,8 +21,8 @@ from jax import lax
 from jaxtyping import Array, Float, PyTree
 
 from problems._base import FiniteSumProblem, problem_dataclass, static
-from problems.implicit_function import implicit_function_jacobian
 from problems._newton import newton_minimise
+from problems.implicit_function import implicit_function_jacobian
 from problems.validation import check_count, check_finite_data, concrete, require_x64
 
 # Radius and number of random directions of the finite-difference Lipschitz estimates.

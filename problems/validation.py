@@ -13,7 +13,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-
 X64_HELP = (
     "this toolkit computes in float64 (rates are checked far below float32's resolution), "
     "and JAX's float64 mode is off. Enable it once, before creating any array: "

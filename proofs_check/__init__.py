@@ -5,8 +5,8 @@ with mutated claims that the same steps must reject.
 so the theory has one source of truth.
 """
 
-from proofs_check._certificate import Certificate, Verdict
 from proofs_check import contraction, densities, gradient_descent, sgd, smoothing
+from proofs_check._certificate import Certificate, Verdict
 
 CERTIFICATES = (
     gradient_descent.CERTIFICATES + sgd.CERTIFICATES + contraction.CERTIFICATES

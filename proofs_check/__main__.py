@@ -18,7 +18,7 @@ def main() -> int:
     print(f"{'certificate':28s} {'verified':9s} {'controls':9s} {'seconds':>8s}  statement")
     for v in verdicts:
         controls = f"{v.controls_rejected}/{v.controls_total}"
-        print(f"{v.name:28s} {str(v.verified):9s} {controls:9s} {v.seconds:8.2f}  {v.statement}")
+        print(f"{v.name:28s} {v.verified!s:9s} {controls:9s} {v.seconds:8.2f}  {v.statement}")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"certificates": [dataclasses.asdict(v) for v in verdicts]}, handle, indent=2)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import sympy as sp
 
@@ -34,7 +34,7 @@ class Certificate:
     def holds(self, claim: Mapping[str, sp.Expr]) -> bool:
         return all(bool(step(claim)) for step in self.steps)
 
-    def verify(self) -> "Verdict":
+    def verify(self) -> Verdict:
         start = time.perf_counter()
         verified = self.holds(self.claim)
         rejected = [description for description, mutant in self.mutants if not self.holds(mutant)]

@@ -158,7 +158,7 @@ def _on(expression, chart, at=None):
     return sp.simplify(expression.subs(epsilon, point).rewrite(sp.exp))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _chart_integral(integrand, chart, start=None):
     """`∫ integrand dε` over the chart's piece, from `ε(start)` when given."""
     jacobian = sp.diff(chart.epsilon_of, chart.variable)
@@ -229,7 +229,7 @@ def _fisher(claim):
     return is_zero(fisher - claim["fisher"])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _quadrature(integrand, chart):
     """`∫ integrand dε` over the chart by mpmath (tanh-sinh), in the chart variable."""
     restricted = sp.simplify(_on(integrand, chart) * sp.diff(chart.epsilon_of, chart.variable))
@@ -361,4 +361,4 @@ def _certificate(density):
 SCORE_CERTIFICATES = {name: _certificate(density) for name, density in DENSITIES.items()}
 CERTIFICATES = tuple(SCORE_CERTIFICATES.values())
 
-__all__ = ["CERTIFICATES", "Chart", "DENSITIES", "Density", "SCORE_CERTIFICATES", "epsilon", "gamma", "u"]
+__all__ = ["CERTIFICATES", "DENSITIES", "SCORE_CERTIFICATES", "Chart", "Density", "epsilon", "gamma", "u"]

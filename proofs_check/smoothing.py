@@ -86,7 +86,7 @@ IF_LIMIT = (a - b) ** 2 * GAUSSIAN.subs(x, theta) / 6
 WINDOW = sp.tanh(sp.Rational(1, 2)) * (1 + 2 * sp.E / (1 + sp.E) ** 2) / 6
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _unit_energy(lower, upper):
     """`∫_lower^upper σ'(y)² dy`, through `y = log p` (a rational integrand)."""
     integrand = sp.factor(sp.simplify(sigmoid_derivative(y, 1).subs(y, sp.log(p_chart)) ** 2 / p_chart))
@@ -258,12 +258,12 @@ p = sp.Symbol("p", real=True)
 P_TABLE = tuple(sp.Rational(n, 4) for n in (1, 2, 3, 4, 5, 6, 8, 12))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _p_series_converges(exponent):
     return bool(sp.Sum(k ** (-exponent), (k, 1, sp.oo)).is_convergent())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _p_integral_finite(exponent):
     return bool(sp.integrate(p_chart ** (-exponent), (p_chart, 1, sp.oo)).is_finite)
 
@@ -331,7 +331,7 @@ def _step_series(claim):
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _accuracy_limit(r_value):
     return sp.limit(ACCURACY.subs(r_exp, r_value), k, sp.oo)
 

@@ -16,19 +16,19 @@ from rates.curves import Curves, error_curves
 from rates.verdict import check
 
 __all__ = [
-    "Curves",
-    "bounds",
-    "error_curves",
-    "fit",
-    "verdict",
-    "check",
     "Constant",
+    "Curves",
     "FromFunction",
     "PolynomialDecay",
     "Schedule",
     "accuracy",
     "as_schedule",
+    "bounds",
+    "check",
     "constant",
+    "error_curves",
+    "fit",
     "inverse_time",
     "polynomial_decay",
+    "verdict",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import sympy as sp
@@ -45,7 +45,7 @@ class Bound:
         return np.asarray(function(*(np.asarray(values[str(s)], dtype=np.float64) for s in symbols)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _lambdified(expression, symbols):
     return sp.lambdify(symbols, expression, modules="numpy")
 

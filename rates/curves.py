@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-from jaxtyping import Int, Float
+from jaxtyping import Float, Int
 
 from derivatives.sgd import check_run, divergence_error, minibatch, tangent_step
 from problems.validation import check_count

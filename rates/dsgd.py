@@ -40,10 +40,10 @@ import jax.numpy as jnp
 import numpy as np
 
 import derivatives
+from derivatives.schedules import PolynomialDecay, Schedule, accuracy, as_schedule, polynomial_decay
 from problems.validation import as_key, require_x64
 from proofs_check.smoothing import dsgd_schedule_admissible, dsgd_schedule_conditions
 from rates.fit import fit_power_law
-from derivatives.schedules import PolynomialDecay, Schedule, accuracy, as_schedule, polynomial_decay
 
 OPTIMIZERS = ("adam", "sgd")
 ADAM_BETAS = (0.9, 0.999)

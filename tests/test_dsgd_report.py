@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from problems import programs
 from experiments import dsgd as dsgd_report
+from problems import programs
 from rates import dsgd
 from rates.fit import no_steeper_than
 

@@ -26,7 +26,8 @@ from scipy import integrate, special
 from scipy import stats as sstats
 
 import derivatives
-from problems.programs import MeanField, Program, expressions as ex, mixture1d, softplus_inverse
+from problems.programs import MeanField, Program, mixture1d, softplus_inverse
+from problems.programs import expressions as ex
 from problems.programs.mixture1d import ELSE_MEAN, THEN_MEAN, mixture1d_elbo_gradient
 
 Z = 4.5
@@ -196,7 +197,7 @@ PLANE_A, PLANE_C, PLANE_THEN, PLANE_ELSE = np.array([1.0, -0.7]), 0.8, 1.0, -2.0
 AUX_MEAN, AUX_SCALE = 0.5, 1.5
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _plane(case, cls=Program):
     """`log p = prior + if(a·z − c, 1, −2)` in two latents, solved for z1 (the default: the
     last coordinate in the guard). `"full"`: both coordinates variational, θ = (m0, m1,

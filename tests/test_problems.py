@@ -7,13 +7,12 @@ import textwrap
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
+from helpers import assert_minimiser, assert_relative_close, monte_carlo_agrees, relative_error
 from hypothesis import given
 
 import derivatives
 import problems
-from helpers import assert_minimiser, assert_relative_close, monte_carlo_agrees, relative_error
 from problems.strategies import EXACT_KINDS, log_cosh_ridge_loss, problems_and_thetas
 
 

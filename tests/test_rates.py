@@ -1,7 +1,6 @@
 """Error curves, SGD bounds and verdicts: the measured curves stay under the certified
 bounds, and the verdicts reject wrong claims."""
 
-import dataclasses
 import json
 
 import jax
@@ -14,9 +13,8 @@ from hypothesis import strategies as st
 import derivatives
 import problems
 import rates
-from helpers import assert_relative_close
-from problems.strategies import EXACT_KINDS, problems_and_thetas
 from experiments import regimes
+from problems.strategies import EXACT_KINDS, problems_and_thetas
 from rates import verdict
 from rates.curves import checkpoints, error_curves
 

@@ -82,7 +82,7 @@ class Reference:
                                   limit=400)[0]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def reference(noise) -> Reference:
     d = DENSITIES[noise]
     density = sp.lambdify(d.symbol, d.density, modules=["scipy", "numpy"])

@@ -7,13 +7,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import assert_relative_close, relative_error
 from hypothesis import given
 from hypothesis import strategies as st
 
 import derivatives
 import problems
 import rates
-from helpers import assert_relative_close, relative_error
 from problems.strategies import EXACT_KINDS, problems_and_thetas
 
 NUM_STEPS = 60

@@ -32,6 +32,7 @@ import dataclasses
 import itertools
 import math
 import numbers
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -56,7 +57,7 @@ class Expr:
     __array_ufunc__ = None
 
     @property
-    def children(self) -> tuple["Expr", ...]:
+    def children(self) -> tuple[Expr, ...]:
         return ()
 
     @property
@@ -395,7 +396,7 @@ def evaluate(root: Expr, z, semantics=Crisp(), offsets: dict | None = None):
     return _values(root, z, semantics, offsets)[id(root)]
 
 
-def guard_values(root: Expr, z, analysis: "Analysis", semantics=Crisp()):
+def guard_values(root: Expr, z, analysis: Analysis, semantics=Crisp()):
     """The guards of every scalar if below `root` at `z`, shape (K,), in if-number order
     (the guards of later ifs may read earlier ifs' values, which depend on `semantics`)."""
     values = _values(root, z, semantics, analysis.offsets)

@@ -21,8 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from problems.validation import as_key, require_x64
 from problems.programs import expressions as ex
+from problems.validation import as_key, require_x64
 
 
 def softplus_inverse(y):
@@ -47,7 +47,7 @@ class MeanField:
     fixed_scale: np.ndarray
 
     @classmethod
-    def full(cls, dim: int) -> "MeanField":
+    def full(cls, dim: int) -> MeanField:
         """Every coordinate has a variational mean and scale."""
         return cls(dim, np.arange(dim), np.arange(dim), np.zeros(dim), np.ones(dim))
 
