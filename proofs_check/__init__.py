@@ -6,7 +6,7 @@ so the theory has one source of truth.
 """
 
 from proofs_check import contraction, densities, gradient_descent, sgd, smoothing
-from proofs_check._certificate import Certificate, Verdict
+from proofs_check._certificate import Certificate, Verification
 
 CERTIFICATES = (
     gradient_descent.CERTIFICATES + sgd.CERTIFICATES + contraction.CERTIFICATES
@@ -14,12 +14,12 @@ CERTIFICATES = (
 )
 
 
-def verify_all() -> list[Verdict]:
+def verify_all() -> list[Verification]:
     """Verify every certificate and its controls."""
     return [certificate.verify() for certificate in CERTIFICATES]
 
 
 __all__ = [
-    "CERTIFICATES", "Certificate", "Verdict", "contraction", "densities", "gradient_descent", "sgd",
+    "CERTIFICATES", "Certificate", "Verification", "contraction", "densities", "gradient_descent", "sgd",
     "smoothing", "verify_all",
 ]

@@ -34,11 +34,11 @@ class Certificate:
     def holds(self, claim: Mapping[str, sp.Expr]) -> bool:
         return all(bool(step(claim)) for step in self.steps)
 
-    def verify(self) -> Verdict:
+    def verify(self) -> Verification:
         start = time.perf_counter()
         verified = self.holds(self.claim)
         rejected = [description for description, mutant in self.mutants if not self.holds(mutant)]
-        return Verdict(
+        return Verification(
             name=self.name, statement=self.statement, verified=verified,
             controls_rejected=len(rejected), controls_total=len(self.mutants),
             seconds=time.perf_counter() - start,
@@ -46,7 +46,10 @@ class Certificate:
 
 
 @dataclasses.dataclass(frozen=True)
-class Verdict:
+class Verification:
+    """The outcome of `Certificate.verify()`: whether the proof steps hold on the claim,
+    and how many of the mutants (controls) they reject. It passes only when both hold."""
+
     name: str
     statement: str
     verified: bool

@@ -185,8 +185,6 @@ def decreasing_iterate(noise_constant):
     return sp.Max(k0 * u0, noise_constant) / (k + k0)
 
 
-DECREASING_ITERATE = decreasing_iterate(NOISE_U / (a * mu - 1))
-
 
 def _iterate_induction(claim):
     """With C = claim + e (any C ≥ the claimed constant) and t = k + k0:
@@ -242,8 +240,6 @@ def decreasing_jacobian(root):
     return sp.Max(k0 * v0, root**2) / (k + k0)
 
 
-DECREASING_JACOBIAN_RATE = decreasing_jacobian(ROOT)
-
 DECREASING_STEP_JACOBIAN = Certificate(
     name="sgd_decreasing_jacobian",
     statement="(V), alpha_k = a/(k+k0), a mu > 1, u_k <= C_u/(k+k0): v_k <= max(k0 v0, s*^2)/(k+k0), "
@@ -269,8 +265,6 @@ def decreasing_jacobian_log(noise_root, ell):
     `noise_root = √` and `ell = ℓ_k`."""
     return (sp.sqrt(k0 * v0) + a * M * sp.sqrt(C_u) * (1 + 1 / k0) * ell + noise_root(GAMMA * ell)) ** 2 / (k + k0)
 
-
-DECREASING_JACOBIAN_LOG = decreasing_jacobian_log(sp.sqrt, ELL)
 
 
 def _square_root_induction(claim):

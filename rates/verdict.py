@@ -11,8 +11,11 @@ Calibration (1000 synthetic curves per cell, 31 checkpoints, per-seed values
 a bound exactly equal to the true mean everywhere, the worst case, is declared violated
 in 0.4% (S = 16), 0.6% (S = 32) and 0.3% (S = 64) of curves; a bound at half the true
 mean is caught in 97%, 100%, 100%; at a quarter, always; at 0.8 of the mean, in 9%,
-22%, 71%. Bounds that are loose are never declared violated. The *rate* is consistent when the claimed log–log slope lies in the
-confidence interval of the fitted slope (`rates.fit`, whose calibration is stated there).
+22%, 71%. Bounds that are loose are never declared violated. The *rate* is consistent when
+the claimed log–log slope lies in the confidence interval of the fitted slope (`rates.fit`,
+whose calibration is stated there) for a rate claimed tight, and on the right side of it
+for a rate that is only an upper bound (`rate_holds`). `judge` reads both the values and
+the rate from a `rates.bounds.Evaluation`.
 """
 
 from __future__ import annotations
@@ -22,9 +25,15 @@ import dataclasses
 import numpy as np
 
 from rates import fit as rate_fit
+from rates.bounds import Evaluation, Rate, RateKind
 
 BOUND_Z = 3.0
 MIN_FIT_POINTS = 4
+# An exponential rate is confirmed when the error falls by more than this factor.
+EXPONENTIAL_DROP = 1e-12
+# A plateau (a noise ball, a floor) must sit this far above where the run started: a curve
+# that fell to rounding is flat too, but it is not the claimed plateau.
+PLATEAU_ABOVE_START = 1e-8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +97,7 @@ def bound_holds(mean, standard_error, bound, z: float = BOUND_Z, floor: float = 
 
 
 def check(quantity: str, steps, mean, standard_error, bound, *, claimed_slope: float | None = None,
-          fit_from: float | None = None, z: float = BOUND_Z, floor: float = 0.0) -> Verdict:
+          fit_from: float | None = None, z: float = BOUND_Z, floor: float = 0.0, rate: Rate | None = None) -> Verdict:
     """Compare one measured curve with its bound and (optionally) a claimed slope.
 
     **Arguments:**
@@ -98,6 +107,8 @@ def check(quantity: str, steps, mean, standard_error, bound, *, claimed_slope: f
       plateau), tested over the steps `k ≥ fit_from`.
     - `z`: the width of the one-sided confidence band in standard errors.
     - `floor`: the float64 resolution of the quantity (`resolution_floor`).
+    - `rate`: how to test the slope (`rate_holds`); default, a tight power rate with
+      `claimed_slope` (the slope must lie in the fit's interval).
 
     **Returns:** a `Verdict`.
     """
@@ -109,5 +120,45 @@ def check(quantity: str, steps, mean, standard_error, bound, *, claimed_slope: f
         # A run too short to reach the claimed regime cannot confirm its rate.
         return Verdict(quantity, holds, worst, None, float(claimed_slope), False)
     fitted = rate_fit.fit_power_law(*window, start=fit_from)
-    consistent = rate_fit.consistent_with_slope(fitted, claimed_slope)
+    consistent = rate_holds(fitted, rate or Rate(RateKind.POWER, power=float(claimed_slope)))
     return Verdict(quantity, holds, worst, tuple(float(s) for s in fitted.slope), float(claimed_slope), consistent)
+
+
+def rate_holds(fitted: rate_fit.RateFit, rate: Rate) -> bool:
+    """Whether a fitted log–log slope agrees with a power or plateau `rate`: inside the
+    fit's interval when the rate is claimed tight; one-sided when it is only an upper
+    bound (an error as `k → ∞` must fall at least as fast; a variance as `η → 0` must
+    grow no faster, i.e. its slope in η be no steeper)."""
+    if rate.slope is None:
+        raise ValueError("an exponential rate is judged by the drop of the curve, not by a slope")
+    if rate.tight:
+        return rate_fit.consistent_with_slope(fitted, rate.slope)
+    if rate.variable == "k":
+        return rate_fit.at_least_as_steep_as(fitted, rate.slope)
+    return rate_fit.no_steeper_than(fitted, rate.slope)
+
+
+def judge(quantity: str, mean, standard_error, bound: Evaluation, *, fit_from: float, z: float = BOUND_Z,
+          floor: float = 0.0) -> Verdict:
+    """Compare one measured curve with a bound evaluated on its run, reading what to test
+    from the bound: its values (held: `mean − z·se ≤ bound` at every checkpoint) and its
+    rate at the run's constants (`bound.rate`).
+
+    - power rate (`O(1/k)`, …) or plateau: the log–log slope over `k ≥ fit_from`, tested
+      as `rate_holds` does (two-sided when tight, one-sided for an upper bound); a plateau
+      must also stay `PLATEAU_ABOVE_START` above the initial error, not fall to rounding;
+    - exponential rate: the curve falls by more than `EXPONENTIAL_DROP`.
+
+    `floor` is the float64 resolution of the quantity (`resolution_floor`).
+    """
+    steps, rate = bound.steps, bound.rate
+    mean = np.asarray(mean, dtype=np.float64)
+    if rate.kind is RateKind.EXPONENTIAL:
+        holds, worst = bound_holds(mean, standard_error, bound.values, z, floor)
+        return Verdict(quantity, holds, worst, None, None, bool(mean[-1] / mean[0] < EXPONENTIAL_DROP))
+    verdict = check(quantity, steps, mean, standard_error, bound.values, claimed_slope=rate.slope,
+                    fit_from=fit_from, z=z, floor=floor, rate=rate)
+    if rate.kind is RateKind.PLATEAU:
+        above_rounding = bool(mean[-1] / mean[0] > PLATEAU_ABOVE_START)
+        verdict = dataclasses.replace(verdict, rate_consistent=bool(verdict.rate_consistent and above_rounding))
+    return verdict

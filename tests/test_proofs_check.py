@@ -15,10 +15,10 @@ from proofs_check import gradient_descent
 
 @pytest.mark.parametrize("certificate", proofs_check.CERTIFICATES, ids=lambda c: c.name)
 def test_certificate_verifies_and_rejects_every_mutant(certificate):
-    verdict = certificate.verify()
-    assert verdict.verified
-    assert verdict.controls_total >= 1
-    assert verdict.controls_rejected == verdict.controls_total
+    verification = certificate.verify()
+    assert verification.verified
+    assert verification.controls_total >= 1
+    assert verification.controls_rejected == verification.controls_total
 
 
 def test_a_certificate_with_a_wrong_claim_fails():
@@ -43,7 +43,7 @@ def _assumptions(name):
 
 
 def test_command_line_reports_every_certificate(tmp_path):
-    out = tmp_path / "verdicts.json"
+    out = tmp_path / "verifications.json"
     result = subprocess.run([sys.executable, "-m", "proofs_check", "--json", str(out)],
                             capture_output=True, text=True, check=True)
     for certificate in proofs_check.CERTIFICATES:
@@ -55,7 +55,7 @@ def test_gradient_descent_bounds_refuse_a_step_beyond_their_condition():
     class C:
         mu, L, hessian_lipschitz, cross_lipschitz = 0.1, 1.0, 0.0, 1.0
 
-    with pytest.raises(ValueError, match=r"step_size must be in \(0, 1/L\]"):
+    with pytest.raises(ValueError, match=r"step_at_most_inverse_smoothness: needs alpha <= 1/L"):
         rates.bounds.gradient_descent_bounds(C, 1.5, 1.0, 1.0, 1.0, [1])
     assert np.all(np.diff(rates.bounds.gradient_descent_bounds(C, 1.0, 1.0, 1.0, 1.0, [10, 20, 40])["jacobian"]) < 0)
 

@@ -91,10 +91,10 @@ def test_constant_step_bounds_dominate_the_recursions(mu, kappa, fraction, sigma
                                      x0_error_sq=u0, jac0_error_sq=v0, jac_star_norm=1.0, steps=np.arange(K + 1))
     scale = 1 + u0 + v0 + sigma2 + sigma2_jac
     # The iterate bound and the Jacobian bound solve (U) and (V') exactly ...
-    np.testing.assert_allclose(bounds.iterate, u, rtol=ROUNDING, atol=ROUNDING * scale)
-    np.testing.assert_allclose(bounds.jacobian, v_split, rtol=ROUNDING, atol=ROUNDING * scale * (1 + M**2) / mu**2)
+    np.testing.assert_allclose(bounds.iterate.values, u, rtol=ROUNDING, atol=ROUNDING * scale)
+    np.testing.assert_allclose(bounds.jacobian.values, v_split, rtol=ROUNDING, atol=ROUNDING * scale * (1 + M**2) / mu**2)
     # ... and (V') dominates (V).
-    assert np.all(v <= bounds.jacobian * (1 + ROUNDING) + ROUNDING * scale)
+    assert np.all(v <= bounds.jacobian.values * (1 + ROUNDING) + ROUNDING * scale)
 
 
 @given(mus, condition_numbers, st.floats(1.05, 4.0), st.floats(0.05, 1.0), noises, noises, couplings,
@@ -113,9 +113,9 @@ def test_decreasing_step_bounds_dominate_the_recursions(mu, kappa, a_mu, fractio
     bounds = rates.bounds.sgd_bounds(constants(mu, L, sigma2, sigma2_jac, M), rates.inverse_time(a, k0),
                                      batch_size=b, x0_error_sq=u0, jac0_error_sq=v0, jac_star_norm=1.0,
                                      steps=np.arange(K + 1))
-    assert np.all(u <= bounds.iterate * (1 + ROUNDING) + UNDERFLOW)
-    assert np.all(v <= bounds.jacobian * (1 + ROUNDING) + UNDERFLOW)
-    for alternative in bounds.jacobian_alternatives.values():
+    assert np.all(u <= bounds.iterate.values * (1 + ROUNDING) + UNDERFLOW)
+    assert np.all(v <= bounds.jacobian.values * (1 + ROUNDING) + UNDERFLOW)
+    for alternative in (e.values for e in bounds.jacobian_alternatives):
         assert np.all(v <= alternative * (1 + ROUNDING) + UNDERFLOW)
 
 

@@ -1,7 +1,7 @@
 """The certificates of `proofs_check.contraction`, `.smoothing` and `.densities`: they are
 registered (and so verified, with their mutants, by `tests/test_proofs_check.py`);
-`dsgd_schedule_admissible` agrees with cases decided by
-hand; and property tests check the certified bounds against quadrature (scipy `quad`, a
+the conditions of `rates.bounds.DSGD_SCHEDULE` agree with cases
+decided by hand; and property tests check the certified bounds against quadrature (scipy `quad`, a
 relative tolerance of 1e-7 or better unless stated) of the exact quantities, each with a
 negative check that the same comparison rejects the mutated claim.
 
@@ -20,7 +20,7 @@ from scipy import integrate, special
 
 import proofs_check
 from proofs_check import contraction, densities, smoothing
-from proofs_check.smoothing import dsgd_schedule_admissible, dsgd_schedule_conditions
+from rates.bounds import DSGD_SCHEDULE, ConditionError
 
 NEW = contraction.CERTIFICATES + smoothing.CERTIFICATES + densities.CERTIFICATES
 
@@ -58,16 +58,26 @@ SCHEDULES = [  # (a, r, ell, admissible): decided by hand from a <= 1, 2a - r*el
 ]
 
 
-@pytest.mark.parametrize(("a", "r", "ell", "admissible"), SCHEDULES)
-def test_dsgd_schedule_admissible_matches_hand_decisions(a, r, ell, admissible):
-    assert dsgd_schedule_admissible(a, r, ell) is admissible
+def admissible(a, r, ell) -> bool:
+    return all(condition.holds for condition in DSGD_SCHEDULE.conditions_at(a=a, r=r, ell=ell))
+
+
+def holds(a, r, ell) -> dict[str, bool]:
+    return {condition.name: condition.holds for condition in DSGD_SCHEDULE.conditions_at(a=a, r=r, ell=ell)}
+
+
+@pytest.mark.parametrize(("a", "r", "ell", "expected"), SCHEDULES)
+def test_dsgd_schedule_conditions_match_hand_decisions(a, r, ell, expected):
+    assert admissible(a, r, ell) is expected
 
 
 def test_dsgd_schedule_conditions_name_the_failing_condition():
-    assert dsgd_schedule_conditions(0.75, 0.5, 1) == {
-        "steps_diverge": True, "noise_summable": False, "accuracy_vanishes": True}
-    assert dsgd_schedule_conditions(1.25, 0.125, 1)["steps_diverge"] is False
-    assert dsgd_schedule_conditions(1, 0, 1)["accuracy_vanishes"] is False
+    assert holds(0.75, 0.5, 1) == {"depth_is_a_count": True, "depth_nonnegative": True,
+                                   "steps_diverge": True, "noise_summable": False, "accuracy_vanishes": True}
+    assert holds(1.25, 0.125, 1)["steps_diverge"] is False
+    assert holds(1, 0, 1)["accuracy_vanishes"] is False
+    with pytest.raises(ConditionError, match=r"noise_summable: needs 2\*a - ell\*r > 1, got 2\*a - ell\*r = 1$"):
+        DSGD_SCHEDULE.require(a=0.75, r=0.5, ell=1)
 
 
 def test_the_mutated_noise_condition_accepts_a_divergent_schedule():
@@ -77,16 +87,16 @@ def test_the_mutated_noise_condition_accepts_a_divergent_schedule():
     point = {smoothing.a_exp: sp.Rational(3, 4), smoothing.r_exp: sp.Rational(1, 2), smoothing.depth: 1}
     assert bool(mutant["noise_summable"].subs(point))
     assert not sp.Sum(1 / smoothing.k, (smoothing.k, 1, sp.oo)).is_convergent()
-    assert not dsgd_schedule_admissible(0.75, 0.5, 1)
+    assert not admissible(0.75, 0.5, 1)
 
 
 @pytest.mark.parametrize(("args", "error"), [
-    ((1, 0.5, 1.5), ValueError), ((1, 0.5, -1), ValueError), ((1, 0.5, True), ValueError),
+    ((1, 0.5, 1.5), ConditionError), ((1, 0.5, -1), ConditionError), ((1, 0.5, True), TypeError),
     ((float("nan"), 0.5, 1), ValueError), ((1, float("inf"), 1), ValueError), ((None, 0.5, 1), TypeError),
 ])
-def test_dsgd_schedule_admissible_rejects_bad_arguments(args, error):
+def test_dsgd_schedule_conditions_reject_bad_arguments(args, error):
     with pytest.raises(error, match=r"\b(a|r|ell)\b"):
-        dsgd_schedule_admissible(*args)
+        DSGD_SCHEDULE.require(**dict(zip(("a", "r", "ell"), args)))
 
 
 # --- contraction ------------------------------------------------------------------------
