@@ -1,12 +1,13 @@
 # Two entry points, each installing what it needs into .venv first:
 #   make report   the main job
 #   make test     the test suite (hypothesis profile "ci"; `make test-thorough` for the long one)
+#   make lint     ruff, in seconds
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: report dsgd demo test test-thorough benchmark clean
+.PHONY: report dsgd demo lint test test-thorough benchmark clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +27,9 @@ dsgd: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m derivatives
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 test: $(STAMP)
 	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest

@@ -16,6 +16,7 @@ Usage: python benchmarks/estimators.py [--samples 16000] [--repeats 5]
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import math
 
@@ -119,8 +120,9 @@ def main() -> None:
             np.testing.assert_allclose(log_p(point, eta), program.log_p(point, eta), rtol=1e-10)
         theta = jnp.asarray(program.theta0)
         for estimator, eta in (("reparam", None), ("smoothed", 0.14)):
-            baseline = jax.jit(lambda: baseline_samples(program, log_p, theta, key, args.samples, eta))
-            language = jax.jit(lambda: derivatives.gradient_samples(program, theta, key, estimator, args.samples, eta))
+            baseline = jax.jit(functools.partial(baseline_samples, program, log_p, theta, key, args.samples, eta))
+            language = jax.jit(functools.partial(derivatives.gradient_samples, program, theta, key, estimator,
+                                                 args.samples, eta))
             np.testing.assert_allclose(baseline(), language(), rtol=1e-8, atol=1e-8)
             _, base = best_time(baseline, args.repeats)
             _, ours = best_time(language, args.repeats)

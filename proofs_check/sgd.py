@@ -143,7 +143,8 @@ def _jacobian_envelope(claim):
     The powers are named (`q^k = Q`, `ρ^k = R`) so that the remainder is linear in them."""
     Q, R = sp.symbols("Q R", positive=True)
     powers = {q**k: Q, rho**k: R}
-    remainder = sp.expand(claim["envelope"].subs(powers) - CONSTANT_JACOBIAN.subs({sigma2: 0, sigma2_jac: 0}).subs(powers))
+    noiseless = CONSTANT_JACOBIAN.subs({sigma2: 0, sigma2_jac: 0})
+    remainder = sp.expand(claim["envelope"].subs(powers) - noiseless.subs(powers))
     coefficient = sp.simplify(sp.diff(remainder, Q))
     return (not remainder.has(k)
             and is_zero(remainder - coefficient * Q)
@@ -160,8 +161,9 @@ def _simple_floor(claim):
 
 INTERPOLATION = Certificate(
     name="sgd_interpolation",
-    statement="constant step: sigma2 = 0 => u_k <= q^k u0; sigma2 = sigma2_jac = 0 => v_k <= rho^k (v0 + (4/mu^2 + "
-              "8 alpha/mu) M^2 u0), rho = 1 - alpha mu/2; sigma2 = 0 < sigma2_jac => v_k -> floor 8 alpha sigma2_jac/(mu b)",
+    statement="constant step: sigma2 = 0 => u_k <= q^k u0; sigma2 = sigma2_jac = 0 => v_k <= rho^k (v0 + "
+              "(4/mu^2 + 8 alpha/mu) M^2 u0), rho = 1 - alpha mu/2; sigma2 = 0 < sigma2_jac => v_k -> floor "
+              "8 alpha sigma2_jac/(mu b)",
     claim=interpolation(),
     steps=(_iterates_exponential, _jacobian_envelope, _simple_floor),
     mutants=(

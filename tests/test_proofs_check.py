@@ -60,8 +60,9 @@ def test_gradient_descent_bounds_refuse_a_step_beyond_their_condition():
     assert np.all(np.diff(rates.bounds.gradient_descent_bounds(C, 1.0, 1.0, 1.0, 1.0, [10, 20, 40])["jacobian"]) < 0)
 
 
-SGD_BOUNDS = [rates.bounds.SGD_CONSTANT_ITERATE, rates.bounds.SGD_CONSTANT_JACOBIAN, rates.bounds.SGD_DECREASING_ITERATE,
-              rates.bounds.SGD_DECREASING_JACOBIAN, rates.bounds.SGD_DECREASING_JACOBIAN_LOG]
+SGD_BOUNDS = [rates.bounds.SGD_CONSTANT_ITERATE, rates.bounds.SGD_CONSTANT_JACOBIAN,
+              rates.bounds.SGD_DECREASING_ITERATE, rates.bounds.SGD_DECREASING_JACOBIAN,
+              rates.bounds.SGD_DECREASING_JACOBIAN_LOG]
 
 
 @pytest.mark.parametrize("bound", SGD_BOUNDS, ids=lambda b: b.name)

@@ -92,7 +92,8 @@ def test_constant_step_bounds_dominate_the_recursions(mu, kappa, fraction, sigma
     scale = 1 + u0 + v0 + sigma2 + sigma2_jac
     # The iterate bound and the Jacobian bound solve (U) and (V') exactly ...
     np.testing.assert_allclose(bounds.iterate.values, u, rtol=ROUNDING, atol=ROUNDING * scale)
-    np.testing.assert_allclose(bounds.jacobian.values, v_split, rtol=ROUNDING, atol=ROUNDING * scale * (1 + M**2) / mu**2)
+    np.testing.assert_allclose(bounds.jacobian.values, v_split, rtol=ROUNDING,
+                               atol=ROUNDING * scale * (1 + M**2) / mu**2)
     # ... and (V') dominates (V).
     assert np.all(v <= bounds.jacobian.values * (1 + ROUNDING) + ROUNDING * scale)
 
@@ -134,14 +135,16 @@ def test_interpolation_claims_hold_for_the_recursions(mu, kappa, fraction, M, si
     claim = sgd.INTERPOLATION.claim
     # Double interpolation: (V) stays under the exponential envelope at rate ρ.
     u, v, _ = iterate(np.full(K, alpha), mu=mu, sigma2=0.0, sigma2_jac=0.0, b=b, M=M, u0=u0, v0=v0)
-    envelope = Bound(sgd.INTERPOLATION, claim["envelope"])(**{n: values[n] for n in ("alpha", "mu", "M", "u0", "v0", "k")})
+    envelope = Bound(sgd.INTERPOLATION, claim["envelope"])(
+        **{n: values[n] for n in ("alpha", "mu", "M", "u0", "v0", "k")})
     np.testing.assert_allclose(u, u0 * (1 - alpha * mu) ** np.arange(K + 1), rtol=ROUNDING, atol=UNDERFLOW)
     assert np.all(v <= envelope * (1 + ROUNDING) + UNDERFLOW)
     # Simple interpolation: (V') tends to the floor, and (V) stays below it after the transient.
     _, v, v_split = iterate(np.full(K, alpha), mu=mu, sigma2=0.0, sigma2_jac=sigma2_jac, b=b, M=M, u0=u0, v0=v0)
     floor = float(Bound(sgd.INTERPOLATION, claim["floor"])(alpha=alpha, mu=mu, b=float(b), sigma2_jac=sigma2_jac))
     transient = Bound(sgd.CONSTANT_STEP_JACOBIAN, sgd.CONSTANT_JACOBIAN)(**{**values, "sigma2": 0.0}) - floor
-    np.testing.assert_allclose(v_split - floor, transient, rtol=1e-7, atol=ROUNDING * (1 + floor + u0 + v0) * (1 + M**2) / mu**2)
+    np.testing.assert_allclose(v_split - floor, transient, rtol=1e-7,
+                               atol=ROUNDING * (1 + floor + u0 + v0) * (1 + M**2) / mu**2)
 
 
 # --- negative checks: every mutant is exceeded by its recursion --------------------------

@@ -9,6 +9,7 @@ Nothing here is random beyond hypothesis' draws: every check is deterministic gi
 the drawn constants.
 """
 
+import itertools
 from fractions import Fraction
 
 import numpy as np
@@ -147,7 +148,7 @@ def _quad(f, lo, hi, points=(), epsabs=0.0):
     warns; tests that compare with an absolute tolerance pass a smaller `epsabs`."""
     edges = [lo, *sorted(float(q) for q in points if lo < q < hi), hi]
     return sum(integrate.quad(f, left, right, limit=400, epsabs=epsabs, epsrel=1e-11)[0]
-               for left, right in zip(edges[:-1], edges[1:]))
+               for left, right in itertools.pairwise(edges))
 
 
 def _gaussian_energy(mean, eta):
@@ -195,7 +196,7 @@ def test_if_statement_mutated_bounds_are_exceeded(eta, theta, gap):
 
 def test_sigmoid_energy_and_supremum_by_quadrature():
     for eta in (0.05, 0.3, 2.0):
-        energy = _quad(lambda x: _sigmoid_derivative(x, eta) ** 2, -80 * eta, 80 * eta, points=(0.0,))
+        energy = _quad(lambda x, eta=eta: _sigmoid_derivative(x, eta) ** 2, -80 * eta, 80 * eta, points=(0.0,))
         assert energy == pytest.approx(float(smoothing.ENERGY.subs(smoothing.eta, eta)), rel=1e-9)
         grid = np.linspace(-5 * eta, 5 * eta, 2001)
         assert np.max(_sigmoid_derivative(grid, eta)) == pytest.approx(float(smoothing.SUP.subs(smoothing.eta, eta)))
