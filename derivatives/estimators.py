@@ -15,8 +15,9 @@ the ascent direction:
 Randomness (the same for every estimator): sample `b` uses
 `key_b = jax.random.split(key, num_samples)[b]`, split once more into `(key_ε, key_boundary)`;
 `ε = jax.random.normal(key_ε, (d,))` is the noise of score, reparam and smoothed and of the
-reparameterisation term of lyy18 (`base_noise` returns it), so the estimators share
-random numbers for the same key. lyy18 draws `z′` and the if number `k` from `key_boundary`.
+reparameterisation term of lyy18, so the estimators share random numbers for the same key.
+One function draws it (`_sample_noise`), for the estimators and for `base_noise`, which
+returns it. lyy18 draws `z′` and the if number `k` from `key_boundary`.
 
 References: W. Lee, H. Yu, H. Yang, *Reparameterization Gradient for Non-differentiable
 Models*, NeurIPS 2018 (LYY18). D. Wagner, B. Khajwal, C.-H. L. Ong, *Diagonalisation SGD:
@@ -28,26 +29,28 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray
+from jax.typing import ArrayLike
+from jaxtyping import Array, Float, Real
 
 from problems.programs.program import Program
-from problems.validation import as_key, check_count, concrete, require_x64
+from problems.validation import CountLike, KeyLike, as_key, check_count, concrete, require_x64
 
 ESTIMATORS = ("score", "reparam", "lyy18", "smoothed")
 BOUNDARY_VARIANTS = ("sample", "projected")
 
 
 def gradient_samples(
-    program: Program,
-    theta,
-    key: PRNGKeyArray,
+    program: Program | Any,
+    theta: Real[ArrayLike, ...],
+    key: KeyLike,
     estimator: str = "score",
-    num_samples: int = 16,
-    eta=None,
+    num_samples: CountLike = 16,
+    eta: Real[ArrayLike, ...] | None = None,
     *,
     boundary: str = "sample",
 ) -> Float[Array, "num_samples p"]:
@@ -117,18 +120,18 @@ def gradient_samples(
     Works under `jit` (with `program`, `estimator`, `num_samples`, `boundary` static) and
     `vmap` (over `theta`, `key` or `eta`); the samples are computed by `vmap`.
     """
-    theta, key, eta = _check_arguments(program, theta, key, estimator, num_samples, eta, boundary)
+    theta, key, eta = _check_estimator_arguments(program, theta, key, estimator, num_samples, eta, boundary)
     return _gradient_samples(program, theta, key, eta, estimator=estimator, num_samples=num_samples,
                              boundary=boundary)
 
 
 def estimate_gradient(
-    program: Program,
-    theta,
-    key: PRNGKeyArray,
+    program: Program | Any,
+    theta: Real[ArrayLike, ...],
+    key: KeyLike,
     estimator: str = "score",
-    num_samples: int = 16,
-    eta=None,
+    num_samples: CountLike = 16,
+    eta: Real[ArrayLike, ...] | None = None,
     *,
     boundary: str = "sample",
 ) -> Float[Array, " p"]:
@@ -142,18 +145,23 @@ def estimate_gradient(
                     axis=0)
 
 
-def base_noise(program: Program, key: PRNGKeyArray, num_samples: int) -> Float[Array, "num_samples d"]:
+def base_noise(program: Program, key: KeyLike, num_samples: CountLike) -> Float[Array, "num_samples d"]:
     """The `ε` behind each row of `gradient_samples(program, θ, key, …, num_samples)`:
     the noise of score, reparam and smoothed and of the reparameterisation term of
-    lyy18. `z = program.family.sample(θ, ε)` is the sample those rows use."""
+    lyy18, drawn by the function the estimators call. `z = program.family.sample(θ, ε)`
+    is the sample those rows use.
+
+    **Returns:** shape `(num_samples, program.dim)`.
+    """
     require_x64()
     num_samples = check_count(num_samples, "num_samples")
-    return jax.vmap(lambda k: _noise(program, k))(jax.random.split(as_key(key), num_samples))
+    keys = jax.random.split(as_key(key), num_samples)
+    return jax.vmap(lambda key_b: _sample_noise(program, key_b)[0])(keys)
 
 
 # --- checks -------------------------------------------------------------------------------
 
-def _check_arguments(program, theta, key, estimator, num_samples, eta, boundary):
+def _check_estimator_arguments(program, theta, key, estimator, num_samples, eta, boundary):
     require_x64()
     if not isinstance(program, Program):
         raise TypeError(f"program must be a problems.programs.Program, got {type(program).__name__}")
@@ -200,8 +208,7 @@ def _check_eta(eta):
 @functools.partial(jax.jit, static_argnames=("program", "estimator", "num_samples", "boundary"))
 def _gradient_samples(program, theta, key, eta, *, estimator, num_samples, boundary):
     def one(key_b):
-        key_epsilon, key_boundary = jax.random.split(key_b)
-        epsilon = jax.random.normal(key_epsilon, (program.dim,))
+        epsilon, key_boundary = _sample_noise(program, key_b)
         if estimator == "score":
             return _score(program, theta, epsilon)
         if estimator == "smoothed":
@@ -214,9 +221,10 @@ def _gradient_samples(program, theta, key, eta, *, estimator, num_samples, bound
     return jax.vmap(one)(jax.random.split(key, num_samples))
 
 
-def _noise(program, key_b):
-    key_epsilon, _ = jax.random.split(key_b)
-    return jax.random.normal(key_epsilon, (program.dim,))
+def _sample_noise(program, key_b):
+    """`(ε, key_boundary)` of the sample with key `key_b`: the one draw of the base noise."""
+    key_epsilon, key_boundary = jax.random.split(key_b)
+    return jax.random.normal(key_epsilon, (program.dim,)), key_boundary
 
 
 def _score(program, theta, epsilon):

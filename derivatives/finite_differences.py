@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jax.typing import ArrayLike
+from jaxtyping import Array, Float, Real
 
 from problems.validation import require_x64
 
 
-def central_difference_jacobian(function, theta, step: float = 1e-5) -> Float[Array, "... p"]:
+def central_difference_jacobian(
+    function: Callable[[Float[Array, " p"]], Float[Array, "*out"]],
+    theta: Real[ArrayLike, " p"],
+    step: float = 1e-5,
+) -> Float[Array, "*out p"]:
     """`[f(θ + h eⱼ) − f(θ − h eⱼ)] / 2h` for each coordinate j, stacked last.
 
     The truncation error is `h²/6 · ‖∂³f‖`; with rounding error `ε‖f‖/h` the total

@@ -1,20 +1,36 @@
-"""The implicit derivative `∂θ x*(θ)`, computed from the objective alone."""
+"""The implicit derivative `∂θ x*(θ)`, computed from the objective and the solution alone."""
 
 from __future__ import annotations
 
 import jax
-from jaxtyping import Array, Float
+from jax.typing import ArrayLike
+from jaxtyping import Array, Float, Real
 
+from problems import Problem
 from problems.implicit_function import implicit_function_jacobian
 
 
-def implicit_jacobian(problem, theta) -> Float[Array, "d p"]:
-    """`∂θ x* = −(∇²ₓₓF)⁻¹ ∇²ₓθF` at `x* = problem.solution(θ)`.
+def implicit_jacobian(problem: Problem, theta: Real[ArrayLike, ...]) -> Float[Array, "d p"]:
+    """`∂θ x* = −(∇²ₓₓF)⁻¹ ∇²ₓθF` at `x* = problem.solution(θ)`, by
+    `problems.implicit_function.implicit_function_jacobian`.
 
     The implicit function theorem applies because `∇ₓF(x*, θ) = 0` and `F(·, θ)` is
-    strongly convex. Only `problem.objective` (differentiated by autodiff) and
-    `problem.solution` are used, so this is an independent check of each problem's
-    closed-form `solution_jacobian`.
+    strongly convex. Only `problem.objective` (both second derivatives by autodiff) and
+    `problem.solution` are used, never `problem.solution_jacobian`.
+
+    What this checks: for a generator with a closed-form `solution_jacobian` (ridge,
+    weighted ridge, least squares, logistic, quadratic) it is independent of that closed
+    form, though not of `solution` (an error in `x*` moves both). For a `problems.from_loss`
+    problem it is no check at all: its `solution_jacobian` is this same function at the
+    same Newton point, so the two agree to rounding whatever the loss; compare those with
+    central differences of `solution` (`central_difference_jacobian`) or a closed form.
+
+    **Arguments:**
+
+    - `problem`: a `problems.Problem`.
+    - `theta`: shape `(p,)`, checked by `problem.check_theta`.
+
+    **Returns:** shape `(d, p)`.
     """
     return _implicit_jacobian(problem, problem.check_theta(theta))
 

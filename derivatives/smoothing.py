@@ -26,8 +26,9 @@ Differentiating under the integral is justified by the moment conditions (domina
 convergence); absolute continuity of μ suffices (no derivative everywhere, no full
 support: Laplace, triangular), which is the theorem of the reference below. The
 per-density identities `sμ + μ' = 0`, `E[s(ε)] = 0`, and the vanishing boundary terms
-are certified in `proofs_check.densities`, which is the only source of the scores and
-quantiles used here. ∎
+are certified symbolically in `proofs_check.densities`; the scores and quantiles used
+here are the JAX functions of `derivatives.noises`, tested against those certified
+expressions. ∎
 
 The off-diagonal entries of `s(ε)εᵀ` need `E|εⱼ| < ∞`, which the Cauchy density lacks:
 there `∂_L f_L` is not offered for a matrix L, and it need not exist (for `f = 1[y₁ ≥ 0]`
@@ -38,7 +39,7 @@ either (`E|εᵢ s(εⱼ)| = ∞` for i ≠ j; only in one dimension is `ε s(ε
 
 **Variance.** Per sample, the x-estimator has variance of the order of
 `E[(f − b)² s(εᵢ)²]/γ²`, i.e. `(f − b)² I(μ)/γ²` for nearly constant f, with the Fisher
-information `I(μ) = E[s²]` (`DENSITIES[name].fisher_information`): gaussian 1, logistic
+information `I(μ) = E[s²]` (`noises.by_name(name).fisher_information`): gaussian 1, logistic
 1/3, gumbel 1, cauchy 1/2, laplace 1, triangular ∞. For the triangular density
 `P(|s(ε)| > t) = t^(−2)`, so unless `f − b` vanishes near the ends of the support the
 estimators (x and scale) have infinite variance; they remain unbiased, and the variance
@@ -107,69 +108,43 @@ and Examples* (2013), chapters on stratification and lattice rules.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import numbers
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import sympy as sp
+from jax.typing import ArrayLike
+from jaxtyping import Array, Float, Real
 
-from problems.validation import as_key, concrete, require_x64
-from proofs_check.densities import DENSITIES
+from derivatives import noises
+from derivatives.noises import NOISES, SYMMETRIC_NOISES
+from problems.validation import CountLike, FlagLike, KeyLike, as_key, concrete, require_x64
 
-NOISES = tuple(DENSITIES)
 COVARIATES = ("none", "value", "loo")
 SAMPLINGS = ("mc", "qmc", "rqmc", "cartesian")
 UNIFORM_MARGIN = 2.0 ** -53       # uniforms are clipped to [margin, 1 − margin]
 _KOROBOV_BUDGET = 2 ** 24         # lattice points × dimensions × candidates in the search
 _KOROBOV_MIN_CANDIDATES = 32
-_LAMBDIFY_MODULES = [{"erf": jax.scipy.special.erf, "erfinv": jax.scipy.special.erfinv}, "jax"]
-
-
-@dataclasses.dataclass(frozen=True)
-class _Noise:
-    """JAX functions lambdified once from `DENSITIES[name]`, and the properties read from it."""
-
-    score: Callable
-    quantile: Callable
-    symmetric: bool      # μ(−ε) = μ(ε), checked symbolically: antithetic pairs are valid
-    finite_mean: bool    # E|ε| < ∞: polynomial moments certified (test functions "polynomial")
-
-
-@functools.cache
-def noise_functions(noise: str) -> _Noise:
-    """The score `s(ε)` and quantile `F⁻¹(u)` of `DENSITIES[noise]` as JAX functions
-    (elementwise, lambdified once and cached), with the density's symmetry and whether
-    `E|ε| < ∞`."""
-    density = DENSITIES[noise]
-    epsilon = density.symbol
-    symmetric = sp.simplify(density.density.subs(epsilon, -epsilon) - density.density) == 0
-    return _Noise(
-        score=sp.lambdify(epsilon, density.score, modules=_LAMBDIFY_MODULES),
-        quantile=sp.lambdify(density.probability, density.quantile, modules=_LAMBDIFY_MODULES),
-        symmetric=bool(symmetric),
-        finite_mean=density.test_functions == "polynomial",
-    )
 
 
 def smoothed_gradient(
-    f: Callable,
-    x,
-    key,
+    f: Callable | Any,
+    x: Real[ArrayLike, ...],
+    key: KeyLike,
     noise: str = "gaussian",
-    scale=0.1,
-    num_samples: int = 1024,
+    scale: Real[ArrayLike, ...] = 0.1,
+    num_samples: CountLike = 1024,
     covariate: str = "none",
     sampling: str = "mc",
-    antithetic: bool = False,
+    antithetic: FlagLike = False,
     *,
-    wrt_scale: bool = False,
-    host: bool = False,
-):
+    wrt_scale: FlagLike = False,
+    host: FlagLike = False,
+) -> tuple[Float[Array, "*_"], ...]:
     """Estimates of `f_L(x) = E[f(x + Lε)]` and of its Jacobian in x (and in the scale),
     from `num_samples` evaluations of f: the score-function estimators of the module's
     theorem, `Ĵ = (1/N) Σᵢ (f(x + Lεᵢ) − bᵢ) ⊗ L^(−T)s(εᵢ)`, the value `(1/N) Σᵢ f(x + Lεᵢ)`.
@@ -183,7 +158,7 @@ def smoothed_gradient(
     - `x`: the point, a real array of any shape with `n = x.size ≥ 1` entries.
     - `key`: a JAX PRNG key; the same key gives the same estimate.
     - `noise`: one of `NOISES` (gaussian, logistic, gumbel, cauchy, laplace, triangular),
-      standardised as in `proofs_check.densities` (gumbel: maxima, mean Euler's γ).
+      standardised as in `derivatives.noises` (gumbel: maxima, mean Euler's γ).
     - `scale`: a scalar γ > 0 (`x + γε`); an array of x's shape with entries > 0
       (`x + σ ⊙ ε`); or an invertible `(n, n)` matrix L acting on the flattened noise
       (`x + Lε`). Checked when concrete; may be traced.
@@ -192,7 +167,7 @@ def smoothed_gradient(
       pairs) for `"cartesian"`.
     - `covariate`: one of `COVARIATES`, see the module docstring.
     - `sampling`: one of `SAMPLINGS`, see the module docstring.
-    - `antithetic`: pairs `(ε, −ε)`; only for symmetric densities (not gumbel).
+    - `antithetic`: pairs `(ε, −ε)`; only for the symmetric densities, `SYMMETRIC_NOISES`.
     - `wrt_scale`: also return the derivative with respect to `scale`.
     - `host`: evaluate f on the host through one `jax.pure_callback` per call: the whole
       batch of N (+1) points goes to the host and back in one round trip, f runs in NumPy
@@ -208,8 +183,8 @@ def smoothed_gradient(
     `num_samples`, `covariate`, `sampling`, `antithetic`, `wrt_scale`, `host` static) and
     `vmap` (over `x`, `key`, `scale`).
     """
-    x, key, scale, spec = _check_arguments(f, x, key, noise, scale, num_samples, covariate, sampling,
-                                      antithetic, wrt_scale, host)
+    x, key, scale, spec = _check_smoothing_arguments(f, x, key, noise, scale, num_samples, covariate, sampling,
+                                                     antithetic, wrt_scale, host)
     try:
         hash(f)
         estimate = _estimate_jit
@@ -222,7 +197,7 @@ def smoothed_gradient(
 
 def _estimate(f, x, key, scale, *, noise, num_samples, covariate, sampling, antithetic, wrt_scale,
               scale_kind, host_shape):
-    functions = noise_functions(noise)
+    functions = noises.by_name(noise)
     dim = x.size
     design_size = num_samples // 2 if antithetic else num_samples
     uniforms = jnp.clip(_uniforms(key, sampling, design_size, dim), UNIFORM_MARGIN, 1.0 - UNIFORM_MARGIN)
@@ -369,7 +344,7 @@ def korobov_generator(size: int, dim: int) -> np.ndarray:
 
 def _integer_root(size, dim):
     """k with `k**dim == size`, or None."""
-    guess = int(round(size ** (1.0 / dim)))
+    guess = round(size ** (1.0 / dim))
     for k in (guess - 1, guess, guess + 1):
         if k >= 1 and k ** dim == size:
             return k
@@ -378,7 +353,7 @@ def _integer_root(size, dim):
 
 # --- checks -------------------------------------------------------------------------------------
 
-def _check_arguments(f, x, key, noise, scale, num_samples, covariate, sampling, antithetic, wrt_scale, host):
+def _check_smoothing_arguments(f, x, key, noise, scale, num_samples, covariate, sampling, antithetic, wrt_scale, host):
     require_x64()
     if not callable(f):
         raise TypeError(f"f must be callable (a function of arrays of the shape of x), got {type(f).__name__}")
@@ -392,11 +367,11 @@ def _check_arguments(f, x, key, noise, scale, num_samples, covariate, sampling, 
     if not isinstance(num_samples, numbers.Integral) or isinstance(num_samples, bool) or num_samples < 2:
         raise ValueError(f"num_samples must be an integer >= 2, got {num_samples!r}")
     num_samples = int(num_samples)
-    functions = noise_functions(noise)
+    functions = noises.by_name(noise)
     if antithetic and not functions.symmetric:
         raise ValueError(f"antithetic=True needs a symmetric density (pairs (ε, −ε) have the same law only "
-                         f"then), but noise {noise!r} is asymmetric; use one of "
-                         f"{tuple(n for n in NOISES if noise_functions(n).symmetric)} or antithetic=False")
+                         f"then), but noise {noise!r} is asymmetric; use one of {SYMMETRIC_NOISES} or "
+                         f"antithetic=False")
     if antithetic and num_samples % 2:
         raise ValueError(f"num_samples must be even with antithetic=True (pairs (ε, −ε)), got {num_samples}")
     if antithetic and covariate == "loo" and sampling == "mc" and num_samples < 4:
@@ -451,7 +426,7 @@ def _check_cartesian(num_samples, dim, antithetic):
     factor = 2 if antithetic else 1
     if _integer_root(num_samples // factor, dim) is not None and num_samples % factor == 0:
         return
-    below = max(1, int(math.floor((num_samples / factor) ** (1.0 / dim))))
+    below = max(1, math.floor((num_samples / factor) ** (1.0 / dim)))
     while (below + 1) ** dim * factor <= num_samples:
         below += 1
     while below > 1 and below ** dim * factor > num_samples:

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+from jax.typing import ArrayLike
+from jaxtyping import Array, Float, PyTree, Real
 
-from problems.validation import as_key, as_theta, check_batch_size
+from problems.validation import KeyLike, as_key, as_theta, check_batch_size
 
 
 def problem_dataclass(cls):
@@ -74,27 +75,59 @@ class Constants:
         return f"Constants({body})"
 
 
+@runtime_checkable
 class Problem(Protocol):
-    """What `derivatives` and `rates` need from a parametric problem.
+    """What `derivatives` and `rates` use of a parametric problem `min_x F(x, θ) = E_ξ[f_ξ(x, θ)]`.
 
-    Shapes: `x` is `(d,)`, `θ` is `(p,)`, a Jacobian `∂θ x` is `(d, p)`.
+    Shapes: `x` is `(d,)`, `θ` is `(p,)`, a Jacobian `∂θ x` is `(d, p)`. Every
+    `FiniteSumProblem` (every generator of this package, and `from_loss`) is one.
+    `isinstance(obj, Problem)` checks that each attribute and method below is present
+    (not their signatures).
     """
 
     dim: int
+    """d, the dimension of `x`."""
     param_dim: int
+    """p, the dimension of `θ`."""
     theta0: Float[Array, " p"]
+    """The default `θ`."""
+    data: PyTree
+    """The whole data set as one batch (leading axis: samples): `loss(x, θ, data)` is
+    `objective(x, θ)`, and the drivers pass it for full-batch gradient descent."""
 
-    def sample(self, key: PRNGKeyArray, batch_size: int) -> PyTree: ...
+    def check_theta(self, theta: Real[ArrayLike, ...]) -> Float[Array, " p"]:
+        """`θ` as float64 of shape `(p,)`; raises `ValueError` naming `theta` if its shape is
+        wrong or, when concrete, it is not finite or outside the problem's domain."""
+        ...
 
-    def loss(self, x: Float[Array, " d"], theta: Float[Array, " p"], batch: PyTree) -> Float[Array, ""]: ...
+    def sample(self, key: KeyLike, batch_size: int) -> PyTree:
+        """A minibatch of `batch_size` samples ξ (leading batch axis), drawn with `key`."""
+        ...
 
-    def objective(self, x: Float[Array, " d"], theta: Float[Array, " p"]) -> Float[Array, ""]: ...
+    def loss(self, x: Float[Array, " d"], theta: Float[Array, " p"], batch: PyTree) -> Float[Array, ""]:
+        """The mean of `f_ξ(x, θ)` over a minibatch."""
+        ...
 
-    def solution(self, theta: Float[Array, " p"]) -> Float[Array, " d"]: ...
+    def objective(self, x: Float[Array, " d"], theta: Float[Array, " p"]) -> Float[Array, ""]:
+        """`F(x, θ)`, strongly convex in `x`."""
+        ...
 
-    def solution_jacobian(self, theta: Float[Array, " p"]) -> Float[Array, "d p"]: ...
+    def solution(self, theta: Real[ArrayLike, ...]) -> Float[Array, " d"]:
+        """The exact minimiser `x*(θ)`."""
+        ...
 
-    def constants(self, theta: Float[Array, " p"]) -> Constants: ...
+    def solution_jacobian(self, theta: Real[ArrayLike, ...]) -> Float[Array, "d p"]:
+        """The exact Jacobian `∂θ x*(θ)`."""
+        ...
+
+    def constants(self, theta: Real[ArrayLike, ...] | None = None) -> Constants:
+        """μ, L, σ², σ_J² and the Lipschitz constants at `θ` (default `theta0`)."""
+        ...
+
+    def smoothness(self, theta: Real[ArrayLike, ...] | None = None) -> Float[Array, ""]:
+        """`constants(θ).L` alone (default `θ = theta0`), without the cost of the noise
+        constants: the step-size check `α ≤ 2/L` of the SGD drivers needs only it."""
+        ...
 
 
 class FiniteSumProblem(abc.ABC):
@@ -134,42 +167,42 @@ class FiniteSumProblem(abc.ABC):
     def _curvature(self, theta: Float[Array, " p"], x_star: Float[Array, " d"]) -> dict[str, Any]:
         """`mu`, `L`, `hessian_lipschitz`, `cross_lipschitz` and `estimated`."""
 
-    def _check_theta_values(self, theta: np.ndarray) -> None:
+    def _check_theta_values(self, theta: np.ndarray) -> None:  # noqa: B027 (optional: most accept every θ)
         """Raise `ValueError` if a concrete `θ` is outside the problem's domain."""
 
     # --- shared ---------------------------------------------------------------------
 
-    def check_theta(self, theta) -> Float[Array, " p"]:
+    def check_theta(self, theta: Real[ArrayLike, ...]) -> Float[Array, " p"]:
         """`θ` as a float64 array of shape `(p,)`, with its domain checked when concrete."""
         return as_theta(theta, self.param_dim, self._check_theta_values)
 
-    def sample(self, key: PRNGKeyArray, batch_size: int) -> PyTree:
+    def sample(self, key: KeyLike, batch_size: int) -> PyTree:
         """A minibatch of `batch_size` samples drawn uniformly with replacement."""
         check_batch_size(batch_size)
         index = jax.random.randint(as_key(key), (batch_size,), 0, self.n_samples)
         return jax.tree_util.tree_map(lambda leaf: leaf[index], self.data)
 
-    def loss(self, x, theta, batch) -> Float[Array, ""]:
+    def loss(self, x: Float[Array, " d"], theta: Float[Array, " p"], batch: PyTree) -> Float[Array, ""]:
         """Mean of `f_ξ(x, θ)` over the minibatch `batch` (leading batch axis)."""
         return jnp.mean(jax.vmap(self.per_sample_loss, in_axes=(None, None, 0))(x, theta, batch))
 
-    def objective(self, x, theta) -> Float[Array, ""]:
+    def objective(self, x: Float[Array, " d"], theta: Float[Array, " p"]) -> Float[Array, ""]:
         """`F(x, θ)`: the mean loss over the whole data set."""
         return self.loss(x, theta, self.data)
 
-    def solution(self, theta) -> Float[Array, " d"]:
+    def solution(self, theta: Real[ArrayLike, ...]) -> Float[Array, " d"]:
         """The exact minimiser `x*(θ)`."""
         return _solution(self, self.check_theta(theta))
 
-    def solution_jacobian(self, theta) -> Float[Array, "d p"]:
+    def solution_jacobian(self, theta: Real[ArrayLike, ...]) -> Float[Array, "d p"]:
         """The exact Jacobian `∂θ x*(θ)`, shape `(d, p)`."""
         return _solution_jacobian(self, self.check_theta(theta))
 
-    def constants(self, theta=None) -> Constants:
+    def constants(self, theta: Real[ArrayLike, ...] | None = None) -> Constants:
         """The constants at `θ` (default `theta0`); see `Constants` for definitions."""
         return _constants(self, self.check_theta(self.theta0 if theta is None else theta))
 
-    def smoothness(self, theta=None) -> Float[Array, ""]:
+    def smoothness(self, theta: Real[ArrayLike, ...] | None = None) -> Float[Array, ""]:
         """`constants(θ).L` alone, without the noise constants: what a step-size check needs
         (SGD's per-sample steps are stable for `α ≤ 2/L`)."""
         return _smoothness(self, self.check_theta(self.theta0 if theta is None else theta))

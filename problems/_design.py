@@ -6,16 +6,18 @@ import functools
 
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array, Float, Key
 
 
-def check_conditioning(conditioning) -> float:
+def check_conditioning(conditioning: float) -> float:
     if not conditioning >= 1.0:
         raise ValueError(f"conditioning must be >= 1, got {conditioning!r}")
     return float(conditioning)
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2))
-def gaussian_design(key, n_samples: int, n_features: int, conditioning: float = 1.0):
+def gaussian_design(key: Key[Array, ""], n_samples: int, n_features: int,
+                    conditioning: float | Float[Array, ""] = 1.0) -> Float[Array, "n_samples n_features"]:
     """Gaussian features whose scales fall geometrically from 1 to `1/conditioning`.
 
     The population covariance then has condition number `conditioning²`.
@@ -24,11 +26,11 @@ def gaussian_design(key, n_samples: int, n_features: int, conditioning: float = 
     return jax.random.normal(key, (n_samples, n_features)) * scales
 
 
-def max_row_norm_squared(features):
+def max_row_norm_squared(features: Float[Array, "n d"]) -> Float[Array, ""]:
     """`max_i ‖a_i‖²`: the smoothness of `x ↦ ½(aᵢᵀx − y)²` over the worst sample."""
     return jnp.max(jnp.sum(features**2, axis=1))
 
 
-def gram(features):
+def gram(features: Float[Array, "n d"]) -> Float[Array, "d d"]:
     """`AᵀA / n`: the Hessian of the mean squared-error term."""
     return features.T @ features / features.shape[0]

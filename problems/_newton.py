@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jaxtyping import Array, Float
 
 # Below this Newton decrement (relative to |F|) the full step is taken: backtracking
 # on F itself cannot resolve decreases of the order of its rounding error.
@@ -16,7 +19,12 @@ _MIN_STEP = 2.0**-40
 _CONVERGED_STEP = 1e-10
 
 
-def newton_minimise(objective, x0, num_steps: int = 60, hessian=None):
+def newton_minimise(
+    objective: Callable[[Float[Array, " d"]], Float[Array, ""]],
+    x0: Float[Array, " d"],
+    num_steps: int = 60,
+    hessian: Callable[[Float[Array, " d"]], Float[Array, "d d"]] | None = None,
+) -> Float[Array, " d"]:
     """Minimise a smooth strongly convex `objective(x)` from `x0`.
 
     Each step solves `∇²F(x) s = ∇F(x)` (`O(d³)`, plus forming the Hessian) and backtracks

@@ -27,7 +27,7 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array, Float
 
-from problems.validation import check_count, concrete
+from problems.validation import ArrayInput, CountLike, check_count, concrete
 
 SHORTEST_PATH_STYLES = ("uniform", "terrain")
 _MIN_COST, _MAX_COST = 0.5, 2.0
@@ -76,7 +76,7 @@ def _rank(x: Float[Array, " n"]) -> Array:
     return jnp.sum(before | tied, axis=0)
 
 
-def rank(x: Float[Array, " n"]) -> Float[Array, " n"]:
+def rank(x: ArrayInput) -> Float[Array, " n"]:
     """The 0-based descending ranks: `rank(x)[j] = r` when `x[j]` is the `r`-th largest.
 
     The largest entry has rank 0, the smallest rank `n − 1`. Ties: equal values are
@@ -100,7 +100,7 @@ def rank(x: Float[Array, " n"]) -> Float[Array, " n"]:
     return _rank(_as_vector(x)).astype(jnp.float64)
 
 
-def sort_permutation(x: Float[Array, " n"]) -> Float[Array, "n n"]:
+def sort_permutation(x: ArrayInput) -> Float[Array, "n n"]:
     """The permutation matrix that sorts `x` in descending order.
 
     `P[r, j] = 1` when `x[j]` is the `r`-th largest entry (`rank(x)[j] = r`), else 0, so
@@ -186,7 +186,7 @@ def _backtrack(distances: Float[Array, "k k"]) -> Float[Array, "k k"]:
     return path
 
 
-def shortest_path_distances(costs: Float[Array, "k k"]) -> Float[Array, "k k"]:
+def shortest_path_distances(costs: ArrayInput) -> Float[Array, "k k"]:
     """The cost of the cheapest path from the top-left cell to every cell.
 
     Paths move between 8-neighbour cells (edges and corners); a path costs the sum of
@@ -207,7 +207,7 @@ def shortest_path_distances(costs: Float[Array, "k k"]) -> Float[Array, "k k"]:
     return _distances(_as_costs(costs))
 
 
-def shortest_path(costs: Float[Array, "k k"]) -> Float[Array, "k k"]:
+def shortest_path(costs: ArrayInput) -> Float[Array, "k k"]:
     """The cells of a minimal path from the top-left to the bottom-right cell.
 
     Paths move between 8-neighbour cells; a path costs the sum of the costs of the cells
@@ -231,7 +231,7 @@ def shortest_path(costs: Float[Array, "k k"]) -> Float[Array, "k k"]:
 # ---------------------------------------------------------------------- step functions
 
 
-def step(x: Float[Array, ...]) -> Float[Array, ...]:
+def step(x: ArrayInput) -> Float[Array, "*shape"]:
     """The unit step `1[x ≥ 0]`, elementwise (so `step(0) = step(−0.0) = 1`, and
     `step(−1e-310) = 0`).
 
@@ -248,7 +248,7 @@ def step(x: Float[Array, ...]) -> Float[Array, ...]:
     return (_order_key(x) >= 0).astype(jnp.float64)  # exact for subnormal x
 
 
-def heaviside_sum(x: Float[Array, ...]) -> Float[Array, ""]:
+def heaviside_sum(x: ArrayInput) -> Float[Array, ""]:
     """The number of non-negative entries, `Σᵢ 1[xᵢ ≥ 0]`, a piecewise-constant scalar.
 
     For noise `ε` with i.i.d. entries symmetric about 0 with CDF `F` and density `p`, the
@@ -266,7 +266,7 @@ def heaviside_sum(x: Float[Array, ...]) -> Float[Array, ""]:
 # ------------------------------------------------------------------------------ tasks
 
 
-def sorting_task(n: int, seed: int = 0) -> Float[Array, " n"]:
+def sorting_task(n: CountLike, seed: CountLike = 0) -> Float[Array, " n"]:
     """`n` distinct values in a random order, with gaps between sorted neighbours in [0.2, 1.8].
 
     The values are `πᵢ + uᵢ` for a uniformly random permutation `π` of `0, …, n − 1` and
@@ -292,7 +292,7 @@ def _sorting_task(key, n):
     return order + jax.random.uniform(offset_key, (n,), jnp.float64, minval=0.1, maxval=0.9)
 
 
-def shortest_path_task(k: int, seed: int = 0, style: str = "uniform") -> Float[Array, "k k"]:
+def shortest_path_task(k: CountLike, seed: CountLike = 0, style: str = "uniform") -> Float[Array, "k k"]:
     """A `k × k` grid of cell costs in [0.5, 2] for `shortest_path`.
 
     - `style="uniform"`: independent costs, uniform on [0.5, 2].

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array, Float
 
 
-def implicit_function_jacobian(objective, x_star, theta):
+def implicit_function_jacobian(
+    objective: Callable[[Float[Array, " d"], Float[Array, " p"]], Float[Array, ""]],
+    x_star: Float[Array, " d"],
+    theta: Float[Array, " p"],
+) -> Float[Array, "d p"]:
     """`∂θ x*(θ) = −(∇²ₓₓ F)⁻¹ ∇²ₓθ F` at `(x*, θ)`.
 
     Valid when `∇ₓF(x*, θ) = 0` and `∇²ₓₓF(x*, θ)` is invertible (strong convexity).

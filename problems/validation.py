@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import functools
 import numbers
+from collections.abc import Callable, Sequence
+from typing import Any, TypeAlias
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
+from jaxtyping import Array, Float, Key, PRNGKeyArray, PyTree, Real
 
 X64_HELP = (
     "this toolkit computes in float64 (rates are checked far below float32's resolution), "
@@ -34,14 +38,18 @@ def require_x64() -> None:
         raise Float64Required(X64_HELP)
 
 
-def concrete(value):
+def concrete(value: Any) -> np.ndarray | None:
     """`value` as a NumPy array, or `None` if it is a tracer."""
     if isinstance(value, jax.core.Tracer):
         return None
     return np.asarray(value)
 
 
-def as_theta(theta, param_dim: int, check_values=None):
+def as_theta(
+    theta: Real[ArrayLike, ...],
+    param_dim: int,
+    check_values: Callable[[np.ndarray], None] | None = None,
+) -> Float[Array, " p"]:
     """`θ` as float64 of shape `(param_dim,)`; `check_values` runs on concrete values."""
     require_x64()
     theta = jnp.asarray(theta, dtype=jnp.float64)
@@ -58,25 +66,25 @@ def as_theta(theta, param_dim: int, check_values=None):
     return theta
 
 
-def check_positive(value, name: str) -> None:
+def check_positive(value: Real[ArrayLike, ...], name: str) -> None:
     """Raise unless every entry of a concrete `value` is > 0."""
     values = concrete(value)
     if values is not None and not np.all(values > 0):
         raise ValueError(f"{name} must be > 0 (the problem is strongly convex only then), got {values}")
 
 
-def check_batch_size(batch_size) -> None:
+def check_batch_size(batch_size: Any) -> None:
     if not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
 
 
-def check_count(value, name: str, minimum: int = 1) -> int:
+def check_count(value: Any, name: str, minimum: int = 1) -> int:
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
 
-def check_finite_data(data, name: str = "data") -> None:
+def check_finite_data(data: PyTree, name: str = "data") -> None:
     """Raise if any leaf of a concrete data pytree holds NaN or infinity."""
     for path, leaf in jax.tree_util.tree_leaves_with_path(data):
         values = concrete(leaf)
@@ -85,7 +93,7 @@ def check_finite_data(data, name: str = "data") -> None:
             raise ValueError(f"{name}{where} contains NaN or infinite values")
 
 
-def as_matrix(array, name: str, n_rows: int | None = None):
+def as_matrix(array: Real[ArrayLike, ...], name: str, n_rows: int | None = None) -> Float[Array, "n d"]:
     array = jnp.asarray(array, dtype=jnp.float64)
     if array.ndim != 2 or (n_rows is not None and array.shape[0] != n_rows):
         expected = f"({n_rows}, d)" if n_rows is not None else "(n, d)"
@@ -101,8 +109,21 @@ def _legacy_key_shape() -> tuple[int, ...]:
 
 KEY_HELP = "a single JAX PRNG key: jax.random.key(seed) or a legacy jax.random.PRNGKey(seed) array"
 
+# Annotations of arguments that a public function checks itself. Each names what is
+# accepted; `Any` is in the union so that a runtime type checker lets every other value
+# through to the function's check, whose error names the argument and its valid range.
+KeyLike: TypeAlias = PRNGKeyArray | Any
+"""A typed key or a legacy uint32 key array, checked by `as_key`."""
+CountLike: TypeAlias = int | Any
+"""An integer, checked by `check_count` (or `check_batch_size`)."""
+FlagLike: TypeAlias = bool | Any
+"""`True` or `False`, checked by the function (an integer 1 is refused)."""
+ArrayInput: TypeAlias = Real[ArrayLike, "..."] | Sequence[Any] | Any
+"""Anything `jnp.asarray` turns into a real array (nested lists included); the function
+checks its shape and values."""
 
-def as_key(key, name: str = "key"):
+
+def as_key(key: KeyLike, name: str = "key") -> Key[Array, ""]:
     """`key` as a typed PRNG key; legacy `PRNGKey` arrays are wrapped, anything else is refused.
 
     A legacy key is the raw data of a typed key of the default implementation

@@ -1,12 +1,12 @@
 """The gradient estimators of `derivatives.estimators` on programs with exact ELBO gradients.
 
-Statistical comparisons (`_agrees`) accept a claimed value when it lies within `Z = 4.5`
-standard errors of a Monte Carlo mean: a true claim fails with probability
-`2Φ(−4.5) = 6.8e-6` per component (the means are over ≥ 4000 i.i.d. samples, so the
-normal approximation applies), and the file makes fewer than 40 such comparisons, so a
-false failure has probability below 3e-4 (the keys are fixed, so a run is deterministic).
-Each statistical test has a negative check: the same comparison rejects a broken
-estimator or a wrong claim.
+Statistical comparisons (`helpers.monte_carlo_agrees` at `Z = 4.5`) accept a claimed value
+when it lies within 4.5 standard errors of a Monte Carlo mean: a true claim fails with
+probability `2Φ(−4.5) = 6.8e-6` per component (the means are over ≥ 4000 i.i.d. samples,
+so the normal approximation applies; `P(|t₃₉₉₉| > 4.5) = 7.0e-6`), and the file makes
+fewer than 40 such comparisons, so a false failure has probability below 3e-4 (the keys
+are fixed, so a run is deterministic). Each statistical test has a negative check: the
+same comparison rejects a broken estimator or a wrong claim.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import monte_carlo_agrees
 from hypothesis import given
 from hypothesis import strategies as st
 from jax import lax
@@ -30,19 +31,10 @@ from problems.programs import MeanField, Program, mixture1d, softplus_inverse
 from problems.programs import expressions as ex
 from problems.programs.mixture1d import ELSE_MEAN, THEN_MEAN, mixture1d_elbo_gradient
 
-Z = 4.5
+Z = 4.5            # false failure 6.8e-6 per component (7.0e-6 at n = 4000 by Student's t)
 MIXTURE = mixture1d()
 MIXTURE_THETAS = (-0.5, 0.0, 0.8)
 JUMP = -0.5 * THEN_MEAN**2 + 0.5 * ELSE_MEAN**2  # log N(0; 5, 1) − log N(0; −2, 1) = −10.5
-
-
-def _agrees(samples, claimed, z=Z):
-    """Per component: is `claimed` within `z` standard errors of the mean of `samples`
-    (shape (n, p))? Returns `(ok, mean, standard_error)`."""
-    samples = np.asarray(samples)
-    mean = samples.mean(axis=0)
-    standard_error = samples.std(axis=0, ddof=1) / math.sqrt(samples.shape[0])
-    return np.abs(mean - np.asarray(claimed)) <= z * standard_error, mean, standard_error
 
 
 def _samples(program, theta, estimator, num_samples, seed, eta=None, boundary="sample"):
@@ -83,17 +75,18 @@ def test_mixture1d_unbiased_estimators_match_the_exact_gradient(theta):
     for estimator, boundary in (("score", "sample"), ("lyy18", "sample"), ("lyy18", "projected"),
                                 ("smoothed", "sample")):
         samples = _samples(MIXTURE, [theta], estimator, MIXTURE_SIZES[estimator], 1, SMALL_ETA, boundary)
-        ok, mean, se = _agrees(samples, [exact])
-        assert ok.all(), f"{estimator}/{boundary} at θ={theta}: mean {mean} ± {se} vs exact {exact}"
+        agreement = monte_carlo_agrees(samples, [exact], Z)
+        assert agreement, f"{estimator}/{boundary} at θ={theta}: {agreement}"
         if estimator == "smoothed":
             bias = _smoothed_mixture_gradient(theta, SMALL_ETA) - exact
-            assert abs(bias) < 0.01 * se[0], f"smoothing bias {bias:.2e} vs standard error {se[0]:.2e}"
+            standard_error = agreement.standard_error[0]
+            assert abs(bias) < 0.01 * standard_error, f"smoothing bias {bias:.2e}, standard error {standard_error:.2e}"
 
     flipped = _FlippedJump("mixture1d-flipped", MIXTURE.log_joint, MIXTURE.family, MIXTURE.theta0)
-    ok, mean, se = _agrees(_samples(flipped, [theta], "lyy18", MIXTURE_SIZES["lyy18"], 1), [exact])
-    assert not ok.any(), f"lyy18 with the jump flipped was accepted: {mean} ± {se} vs {exact}"
-    ok, mean, se = _agrees(_samples(MIXTURE, [theta], "reparam", MIXTURE_SIZES["lyy18"], 1), [exact])
-    assert not ok.any(), f"lyy18 without its boundary term was accepted: {mean} ± {se} vs {exact}"
+    agreement = monte_carlo_agrees(_samples(flipped, [theta], "lyy18", MIXTURE_SIZES["lyy18"], 1), [exact], Z)
+    assert not agreement.ok.any(), f"lyy18 with the jump flipped was accepted: {agreement}"
+    agreement = monte_carlo_agrees(_samples(MIXTURE, [theta], "reparam", MIXTURE_SIZES["lyy18"], 1), [exact], Z)
+    assert not agreement.ok.any(), f"lyy18 without its boundary term was accepted: {agreement}"
 
 
 @pytest.mark.parametrize("theta", MIXTURE_THETAS)
@@ -104,10 +97,10 @@ def test_mixture1d_reparam_is_biased(theta):
     (the same comparison rejects the exact ELBO gradient)."""
     samples = _samples(MIXTURE, [theta], "reparam", MIXTURE_SIZES["reparam"], 2)
     exact = float(mixture1d_elbo_gradient(jnp.array([theta]))[0])
-    ok, mean, se = _agrees(samples, [-theta])
-    assert ok.all(), f"reparam at θ={theta}: {mean} ± {se} vs −θ"
-    assert abs(mean[0] - exact) > 20 * se[0], f"reparam mean {mean} ± {se} not far from {exact}"
-    assert not _agrees(samples, [exact])[0].any()
+    agreement = monte_carlo_agrees(samples, [-theta], Z)
+    assert agreement, f"reparam at θ={theta}: {agreement} (−θ)"
+    assert abs(agreement.mean[0] - exact) > 20 * agreement.standard_error[0], f"{agreement}: not far from {exact}"
+    assert not monte_carlo_agrees(samples, [exact], Z).ok.any()
 
 
 @pytest.mark.parametrize("theta", MIXTURE_THETAS)
@@ -144,11 +137,12 @@ def test_smoothed_mean_converges_to_the_exact_gradient():
     for index, eta in enumerate(etas):
         smoothed = _smoothed_mixture_gradient(theta, eta)
         samples = _samples(MIXTURE, [theta], "smoothed", MIXTURE_SIZES["smoothed"], 10 + index, eta)
-        ok, mean, se = _agrees(samples, [smoothed])
-        assert ok.all(), f"η={eta}: mean {mean} ± {se} vs quadrature {smoothed}"
+        agreement = monte_carlo_agrees(samples, [smoothed], Z)
+        assert agreement, f"η={eta}: {agreement} (quadrature)"
         if eta >= 0.2:
-            assert not _agrees(samples, [exact])[0].any(), f"η={eta}: the smoothing bias was not resolved"
-            assert not _agrees(samples, [_smoothed_mixture_gradient(theta, eta / 2)])[0].any()
+            crisp = monte_carlo_agrees(samples, [exact], Z)
+            assert not crisp.ok.any(), f"η={eta}: the smoothing bias was not resolved: {crisp}"
+            assert not monte_carlo_agrees(samples, [_smoothed_mixture_gradient(theta, eta / 2)], Z).ok.any()
         biases.append(smoothed - exact)
         if eta <= 0.1:
             leading = JUMP * phi_second * math.pi**2 * eta**2 / 6
@@ -255,21 +249,21 @@ def test_lyy18_boundary_term_on_a_plane(case):
     solved = {"full": num_means + 1, "auxiliary": None}[case]  # the index of ρ_j in θ, if any
 
     projected = _samples(program, theta, "lyy18", PLANE_SAMPLES, 20, boundary="projected")
-    ok, mean, se = _agrees(projected, exact)
-    assert ok.all(), f"projected: {mean} ± {se} vs exact {exact}"
+    agreement = monte_carlo_agrees(projected, exact, Z)
+    assert agreement, f"projected: {agreement}"
 
     sample = _samples(program, theta, "lyy18", PLANE_SAMPLES, 21)
-    ok, mean, se = _agrees(sample, exact)
+    agreement = monte_carlo_agrees(sample, exact, Z)
     unbiased = [i for i in range(program.num_params) if i != solved]
-    assert ok[unbiased].all(), f"sample: {mean} ± {se} vs exact {exact}"
+    assert agreement.ok[unbiased].all(), f"sample: {agreement}"
     if solved is not None:
-        assert not ok[solved], f"the ρ_j bias was not resolved: {mean[solved]} ± {se[solved]} vs {exact[solved]}"
-        ok_bias, _, _ = _agrees(sample[:, [solved]], reparam_mean[[solved]])
-        assert ok_bias.all(), f"ρ_j: {mean[solved]} vs the predicted biased mean {reparam_mean[solved]}"
+        assert not agreement.ok[solved], f"the ρ_j bias was not resolved: {agreement.failures()}"
+        biased = monte_carlo_agrees(sample[:, [solved]], reparam_mean[[solved]], Z)
+        assert biased, f"ρ_j: {agreement.mean[solved]} vs the predicted biased mean {reparam_mean[solved]}"
 
     flipped = _samples(_plane(case, _FlippedJump), theta, "lyy18", PLANE_SAMPLES, 21)
-    ok, mean, se = _agrees(flipped, exact)
-    assert not ok[:num_means].any(), f"flipped jump accepted: {mean} ± {se} vs {exact}"
+    agreement = monte_carlo_agrees(flipped, exact, Z)
+    assert not agreement.ok[:num_means].any(), f"flipped jump accepted: {agreement}"
 
 
 # --- variance of the smoothed estimator and the nesting depth ---------------------------
@@ -502,6 +496,6 @@ def test_lyy18_needs_affine_guards():
     names the program; score and smoothed still run."""
     program = _chain(2, [0.0, 0.0], [1.0, 1.0], [0.0, 0.0], [0.0, 1.0])
     assert not program.affine
-    with pytest.raises(ValueError, match="'chain-2'.*not affine"):
+    with pytest.raises(ValueError, match=r"'chain-2'.*not affine"):
         derivatives.estimate_gradient(program, program.theta0, KEY, "lyy18")
     assert derivatives.estimate_gradient(program, program.theta0, KEY, "smoothed", eta=0.1).shape == (1,)

@@ -87,7 +87,8 @@ def test_branch_values_do_not_add_to_the_depth():
 
 def test_mixture1d_program():
     program = mixture1d()
-    assert (program.dim, program.num_params, program.num_ifs, program.nesting_depth, program.affine) == (1, 1, 1, 1, True)
+    counts = (program.dim, program.num_params, program.num_ifs, program.nesting_depth, program.affine)
+    assert counts == (1, 1, 1, 1, True)
     a, c, j = program.boundaries
     np.testing.assert_array_equal(a, [[1.0]])
     np.testing.assert_array_equal(c, [0.0])

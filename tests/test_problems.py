@@ -7,6 +7,7 @@ import textwrap
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from helpers import assert_minimiser, assert_relative_close, monte_carlo_agrees, relative_error
 from hypothesis import given
@@ -40,12 +41,66 @@ def test_solution_is_a_minimiser(drawn):
     assert_minimiser(problem, theta, problem.solution(theta))
 
 
-@given(problems_and_thetas())
+@given(problems_and_thetas(EXACT_KINDS))
 def test_solution_jacobian_matches_implicit_function_theorem(drawn):
+    """The closed forms against the IFT from autodiff of the objective. Not for `from_loss`,
+    whose `solution_jacobian` is that same computation (`test_from_loss_jacobian_*` below)."""
     problem, theta = drawn
     assert_relative_close(
         problem.solution_jacobian(theta), derivatives.implicit_jacobian(problem, theta), 1e-8, "J* vs IFT"
     )
+
+
+def _scaled_target_ridge_loss(x, theta, sample):
+    """`½(aᵀx − θ₁y)² + (θ₀/2)‖x‖²`: quadratic in x, with θ in the penalty and in the target."""
+    features, target = sample
+    return 0.5 * (features @ x - theta[1] * target) ** 2 + 0.5 * theta[0] * (x @ x)
+
+
+def _scaled_target_ridge_closed_form(features, targets, theta):
+    """`x* = θ₁ H⁻¹Aᵀy/n` and `∂θ x* = (−H⁻¹x*, H⁻¹Aᵀy/n)`, `H = AᵀA/n + θ₀I`, in NumPy."""
+    features, targets, theta = (np.asarray(v, dtype=np.float64) for v in (features, targets, theta))
+    n, d = features.shape
+    hessian = features.T @ features / n + theta[0] * np.eye(d)
+    direction = np.linalg.solve(hessian, features.T @ targets / n)
+    solution = theta[1] * direction
+    return solution, np.stack([-np.linalg.solve(hessian, solution), direction], axis=1)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_from_loss_jacobian_matches_a_closed_form(seed):
+    """`from_loss` on a quadratic loss, θ = (λ, target scale) ∈ R²: Newton's solution and the
+    IFT Jacobian equal the closed forms computed in NumPy (1e-10). Negative check: the
+    closed-form Jacobian with the target column dropped (as if θ₁ only scaled x*) is rejected."""
+    base = problems.ridge(30, 4, seed=seed)
+    theta = jnp.array([0.3, 1.7])
+    problem = problems.from_loss(_scaled_target_ridge_loss, base.data, theta, dim=4)
+    solution, jacobian = _scaled_target_ridge_closed_form(*base.data, theta)
+    assert_relative_close(problem.solution(theta), solution, 1e-12, "x*")
+    assert_relative_close(problem.solution_jacobian(theta), jacobian, 1e-10, "J*")
+    assert relative_error(problem.solution_jacobian(theta), jacobian * np.array([1.0, 0.0])) > 0.1
+
+
+def test_problems_satisfy_the_problem_protocol():
+    """Every generator and `from_loss` is a `problems.Problem` (the attributes and methods
+    the drivers use, `check_theta`, `data` and `smoothness` among them), and they work:
+    `loss` on `data` is the objective, `smoothness` is `constants().L`. Negative check: an
+    object with all but `smoothness` is not a `Problem`."""
+    for problem in DEFAULTS:
+        assert isinstance(problem, problems.Problem), problem
+        theta = problem.check_theta(problem.theta0)
+        x = jnp.ones(problem.dim)
+        assert float(problem.loss(x, theta, problem.data)) == pytest.approx(float(problem.objective(x, theta)),
+                                                                             rel=1e-14)
+        assert float(problem.smoothness()) == pytest.approx(float(problem.constants().L), rel=1e-12)
+
+    class WithoutSmoothness:
+        def __init__(self, problem):
+            for name in ("dim", "param_dim", "theta0", "data", "check_theta", "sample", "loss", "objective",
+                         "solution", "solution_jacobian", "constants"):
+                setattr(self, name, getattr(problem, name))
+
+    assert not isinstance(WithoutSmoothness(DEFAULTS[0]), problems.Problem)
 
 
 @given(problems_and_thetas())
@@ -109,32 +164,35 @@ def single_sample_noise(problem, theta, key, num_draws, batch_size=1):
 
 
 NUM_DRAWS = 4000
+Z = 5.0            # false failure P(|t₃₉₉₉| > 5) = 6.0e-7 per claim
 
 
 @pytest.mark.parametrize("problem", DEFAULTS, ids=IDS)
 def test_noise_constants_match_monte_carlo(problem):
-    """σ² and σ_J² against 4000 single-sample draws; each claim must lie within 5 standard
-    errors (false failure 5.7e-7 per claim), and the same draws reject the claim × 1.5."""
+    """σ² and σ_J² against 4000 single-sample draws; each claim must lie within Z = 5
+    standard errors (false failure `P(|t₃₉₉₉| > 5)` = 6.0e-7 per claim), and the same draws
+    reject the claim × 1.5."""
     constants = problem.constants(problem.theta0)
     grad_sq, jac_sq = single_sample_noise(problem, problem.theta0, jax.random.key(11), NUM_DRAWS)
     for draws, claimed, name in ((grad_sq, constants.sigma2, "σ²"), (jac_sq, constants.sigma2_jac, "σ_J²")):
         if float(claimed) < 1e-20:
             assert float(jnp.max(draws)) < 1e-20, f"{name} claimed zero but draws are not"
             continue
-        ok, message = monte_carlo_agrees(draws, claimed)
-        assert ok, f"{name}: {message}"
-        wrong_ok, wrong_message = monte_carlo_agrees(draws, 1.5 * claimed)
-        assert not wrong_ok, f"{name} × 1.5 was not rejected: {wrong_message}"
+        agreement = monte_carlo_agrees(draws, claimed, Z)
+        assert agreement, f"{name}: {agreement}"
+        wrong = monte_carlo_agrees(draws, 1.5 * claimed, Z)
+        assert not wrong, f"{name} × 1.5 was not rejected: {wrong}"
 
 
 def test_minibatch_noise_scales_as_one_over_batch_size():
-    """With replacement, E‖∇f_B(x*)‖² = σ²/b exactly; checked at b = 4 with 4000 draws."""
+    """With replacement, E‖∇f_B(x*)‖² = σ²/b exactly; checked at b = 4 with 4000 draws at
+    Z = 5 (false failure 6.0e-7 per claim); negative check: σ² itself is rejected."""
     problem = problems.ridge(40, 4, seed=3)
     constants = problem.constants()
     grad_sq, jac_sq = single_sample_noise(problem, problem.theta0, jax.random.key(12), NUM_DRAWS, batch_size=4)
-    assert monte_carlo_agrees(grad_sq, constants.sigma2 / 4)[0]
-    assert monte_carlo_agrees(jac_sq, constants.sigma2_jac / 4)[0]
-    assert not monte_carlo_agrees(grad_sq, constants.sigma2)[0]
+    assert monte_carlo_agrees(grad_sq, constants.sigma2 / 4, Z)
+    assert monte_carlo_agrees(jac_sq, constants.sigma2_jac / 4, Z)
+    assert not monte_carlo_agrees(grad_sq, constants.sigma2, Z)
 
 
 @given(problems_and_thetas(("least_squares",)))

@@ -4,6 +4,7 @@ evaluation, and jit/vmap."""
 
 import functools
 import importlib
+import itertools
 import math
 
 import jax
@@ -253,7 +254,7 @@ def test_boundary_table(name):
 
 def test_xornet_has_no_boundary_table():
     with pytest.raises(ValueError):
-        PROGRAMS["xornet"].boundaries
+        _ = PROGRAMS["xornet"].boundaries
 
 
 # --- forced evaluation ----------------------------------------------------------------
@@ -373,7 +374,7 @@ def test_smoothed_tends_to_crisp(name, point):
     value = float(crisp(program, z))
     gaps = [abs(float(smoothed(program, z, eta)) - value) for eta in (1e-1, 1e-2, 1e-4, 1e-6, 1e-8, 1e-10)]
     tolerance = 1e-13 * abs(value)
-    assert all(later <= earlier + tolerance for earlier, later in zip(gaps, gaps[1:])), gaps
+    assert all(later <= earlier + tolerance for earlier, later in itertools.pairwise(gaps)), gaps
     assert gaps[-1] <= tolerance, gaps
     if not (name == "walk" and point == "S"):       # there every guard is far from 0
         assert gaps[0] > 1e-6 * abs(value), gaps

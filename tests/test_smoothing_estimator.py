@@ -1,9 +1,9 @@
 """`derivatives.smoothed_gradient`: black-box stochastic smoothing against closed forms,
 quadrature and finite differences.
 
-Statistical comparisons (`_failures`) accept a reference when it lies within `K = 6`
-standard errors of the mean of `R` independent estimates (vmapped over fixed keys), plus
-a rounding allowance of `1e-9 (1 + |reference|)`. With `R − 1 = 63` degrees of freedom a
+Statistical comparisons (`helpers.monte_carlo_agrees` at `K = 6`) accept a reference when
+it lies within 6 standard errors of the mean of `R` independent estimates (vmapped over
+fixed keys), plus a rounding allowance of `1e-9 (1 + |reference|)`. With `R − 1 = 63` degrees of freedom a
 true claim fails with probability `P(|t₆₃| > 6) = 1.1e-7` per entry; the file makes about
 2600 such comparisons (many of them correlated), so by the union bound a false failure
 has probability below 3e-4 (the keys are fixed, so a run is deterministic). The
@@ -16,6 +16,9 @@ The references come from `proofs_check.densities` (the sympy density and CDF, la
 for NumPy/SciPy; never the score), by closed forms or `scipy.integrate.quad`.
 """
 
+# Every lambda defined in a loop here is called (traced or evaluated) in the same iteration.
+# ruff: noqa: B023
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,19 +30,19 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import sympy as sp
+from helpers import monte_carlo_agrees
 from scipy import integrate
 
 import derivatives
-from derivatives import smoothing
-from derivatives.smoothing import COVARIATES, NOISES, SAMPLINGS, smoothed_gradient
+from derivatives import noises, smoothing
+from derivatives.noises import FINITE_MEAN_NOISES, NOISES, SYMMETRIC_NOISES
+from derivatives.smoothing import COVARIATES, SAMPLINGS, smoothed_gradient
 from proofs_check.densities import DENSITIES
 from rates.fit import fit_power_law
 
-K = 6.0
+K = 6.0        # false failure P(|t₆₃| > 6) = 1.1e-7 per entry at R = 64, 2e-9 at R = 2000 or 20000
 ATOL = 1e-9
 R = 64                                    # repetitions of every estimate
-SYMMETRIC = tuple(n for n in NOISES if n != "gumbel")
-FINITE_MEAN = tuple(n for n in NOISES if n != "cauchy")      # E|ε| = ∞ for the Cauchy density
 # The graphs are many and small; compiling them without LLVM optimisation is 3x faster.
 _FAST = {"xla_backend_optimization_level": 0}
 
@@ -50,18 +53,6 @@ def _fast_jit(function):
 
 def _keys(seed, count=R):
     return jax.random.split(jax.random.key(seed), count)
-
-
-def _failures(label, samples, reference, k=K):
-    """The entries whose reference lies more than `k` standard errors (plus rounding) from
-    the mean of `samples` (leading axis: independent repetitions)."""
-    samples = np.asarray(samples, dtype=np.float64)
-    reference = np.broadcast_to(np.asarray(reference, dtype=np.float64), samples.shape[1:])
-    mean = samples.mean(axis=0)
-    standard_error = samples.std(axis=0, ddof=1) / math.sqrt(samples.shape[0])
-    bad = np.abs(mean - reference) > k * standard_error + ATOL * (1.0 + np.abs(reference))
-    return [f"{label}{list(index)}: mean {mean[index]:.6g}, reference {reference[index]:.6g}, "
-            f"standard error {standard_error[index]:.3g}" for index in map(tuple, np.argwhere(bad))]
 
 
 # --- references from the sympy densities ---------------------------------------------------
@@ -90,7 +81,7 @@ def reference(noise) -> Reference:
     support = tuple(float(sp.limit(d.quantile, d.probability, end, direction)) for end, direction in
                     ((0, "+"), (1, "-")))
     partial = Reference(density, cdf, support, None, None)
-    if noise not in FINITE_MEAN:
+    if noise not in FINITE_MEAN_NOISES:
         return partial
     return dataclasses.replace(partial, mean=partial.expect(lambda e: e),
                                second_moment=partial.expect(lambda e: e * e))
@@ -159,7 +150,7 @@ def _closed_forms(noise, x=X, gamma=GAMMA):
 
 def _combinations(noise):
     return [(covariate, sampling, antithetic) for covariate in COVARIATES for sampling in SAMPLINGS
-            for antithetic in (False, True) if not (antithetic and noise not in SYMMETRIC)]
+            for antithetic in (False, True) if not (antithetic and noise not in SYMMETRIC_NOISES)]
 
 
 def _num_samples(sampling, antithetic):
@@ -181,7 +172,8 @@ def _closed_form_failures(noise, combinations, seed):
     for combination, (v, j, g) in zip(combinations, run(_keys(seed))):
         found = []
         for label, samples, ref in (("value", v, value), ("jacobian", j, jacobian), ("scale", g, d_gamma)):
-            found += _failures(label, np.asarray(samples)[:, mask[label]], ref[mask[label]])
+            agreement = monte_carlo_agrees(np.asarray(samples)[:, mask[label]], ref[mask[label]], K, ATOL)
+            found += agreement.failures(label)
         if found:
             failures[combination] = found
     return failures
@@ -203,15 +195,15 @@ def test_every_combination_is_unbiased_on_closed_forms(noise):
 def test_closed_form_check_rejects_a_wrong_score(monkeypatch):
     """Negative check: the same comparison, with every score multiplied by 1.25 (a wrong
     density), fails for every density and for each of a few combinations."""
-    original = smoothing.noise_functions
+    original = noises.by_name
 
     def wrong(noise):
         functions = original(noise)
         return dataclasses.replace(functions, score=lambda e: 1.25 * functions.score(e))
 
-    monkeypatch.setattr(smoothing, "noise_functions", wrong)
+    monkeypatch.setattr(noises, "by_name", wrong)
     for noise in NOISES:
-        combinations = [("value", "mc", False), ("loo", "rqmc", noise in SYMMETRIC), ("none", "qmc", False)]
+        combinations = [("value", "mc", False), ("loo", "rqmc", noise in SYMMETRIC_NOISES), ("none", "qmc", False)]
         failures = _closed_form_failures(noise, combinations, seed=1)
         assert set(failures) == set(combinations), (noise, sorted(failures))
 
@@ -230,7 +222,7 @@ def test_antithetic_pairs_bias_an_asymmetric_density():
 
     value, _, _, _ = _closed_forms("gumbel")
     estimates, _ = run(_keys(2))
-    assert _failures("value", np.asarray(estimates)[:, :3], value[:3])
+    assert monte_carlo_agrees(np.asarray(estimates)[:, :3], value[:3], K, ATOL).failures("value")
     with pytest.raises(ValueError, match="antithetic=True needs a symmetric density"):
         smoothed_gradient(f, X, jax.random.key(0), "gumbel", GAMMA, 256, antithetic=True)
 
@@ -254,7 +246,7 @@ def test_identity_jacobian_and_the_value_covariate():
                                                        sampling)[1])(keys) for noise, covariate, sampling in settings]
 
     results = dict(zip(settings, (np.asarray(j) for j in run(_keys(3)))))
-    failures = sum((_failures(str(s), j, np.eye(2)) for s, j in results.items()), [])
+    failures = [line for s, j in results.items() for line in monte_carlo_agrees(j, np.eye(2), K, ATOL).failures(str(s))]
     assert not failures, failures
 
     def rms(setting):
@@ -343,11 +335,12 @@ def test_leave_one_out_is_unbiased_and_the_batch_mean_is_not():
     for design, own_name in (("mc", "loo"), ("antithetic", "pairs"), ("rqmc", "batch mean")):
         estimates, own = results[design]
         np.testing.assert_allclose(estimates, jnp.stack(own[own_name], axis=1), rtol=1e-12, atol=1e-12)
-        assert not _failures(f"{design} loo", estimates, target)
-    assert _failures("mc batch mean", results["mc"][1]["batch mean"][0], target[0])
-    assert _failures("mc batch mean", results["mc"][1]["batch mean"][1], target[1])
-    assert _failures("antithetic, leave one sample out", results["antithetic"][1]["loo"][1], target[1])
-    assert _failures("rqmc plain leave-one-out", results["rqmc"][1]["loo"][0], target[0])
+        assert not monte_carlo_agrees(estimates, target, K, ATOL).failures(f"{design} loo")
+    assert monte_carlo_agrees(results["mc"][1]["batch mean"][0], target[0], K, ATOL).failures("mc batch mean")
+    assert monte_carlo_agrees(results["mc"][1]["batch mean"][1], target[1], K, ATOL).failures("mc batch mean")
+    assert monte_carlo_agrees(results["antithetic"][1]["loo"][1], target[1], K, ATOL).failures(
+        "antithetic, leave one sample out")
+    assert monte_carlo_agrees(results["rqmc"][1]["loo"][0], target[0], K, ATOL).failures("rqmc plain leave-one-out")
 
 
 # --- convergence: randomised QMC against MC ---------------------------------------------------
@@ -415,9 +408,9 @@ def test_scale_derivative_against_quadrature():
         target = (smoothed(gamma + h) - smoothed(gamma - h)) / (2 * h)
         for c, s in choices:
             value, _, d_gamma = (np.asarray(r) for r in results[noise, c, s])
-            assert not _failures(f"{noise} {c} {s}", d_gamma, target), (noise, c, s)
+            assert not monte_carlo_agrees(d_gamma, target, K, ATOL).failures(f"{noise} {c} {s}"), (noise, c, s)
         value, _, d_gamma = (np.asarray(r) for r in results[noise, "none", "mc"])
-        assert _failures(f"{noise} without − n", d_gamma + value / gamma, target), noise
+        assert monte_carlo_agrees(d_gamma + value / gamma, target, K, ATOL).failures(f"{noise} without − n"), noise
 
 
 L_MATRIX = np.array([[0.5, 0.2], [-0.1, 0.4]])
@@ -458,7 +451,7 @@ def test_matrix_and_diagonal_scales_against_quadrature():
     def run(keys):
         return {(noise, kind, c, s): jax.vmap(lambda key: smoothed_gradient(
             two_steps, jnp.asarray(X2), key, noise, jnp.asarray(L_MATRIX if kind == "matrix" else sigma), 256, c, s,
-            wrt_scale=noise in FINITE_MEAN))(keys) for noise, kind, c, s in settings}
+            wrt_scale=noise in FINITE_MEAN_NOISES))(keys) for noise, kind, c, s in settings}
 
     results = run(_keys(8))
     for noise in NOISES:
@@ -477,12 +470,12 @@ def test_matrix_and_diagonal_scales_against_quadrature():
                 # designs fix up to one point: its standard error is unreliable (and it is
                 # checked on the quadrant in the closed-form test).
                 if not (label == "value" and kind == "diagonal" and s != "mc"):
-                    assert not _failures(f"{noise} {kind} {c} {s} {label}", samples, target)
+                    assert not monte_carlo_agrees(samples, target, K, ATOL).failures(f"{noise} {kind} {c} {s} {label}")
         if noise == "gaussian":
             # Each row of Ĵ is (L^(−T) s)ᵀ averaged; with L^(−1) s it would be Ĵ L L^(−T).
             jacobian = np.asarray(results[noise, "matrix", "value", "rqmc"][1])
             wrong = jacobian @ L_MATRIX @ np.linalg.inv(L_MATRIX).T
-            assert _failures("L^(-1) in place of L^(-T)", wrong, d_x)
+            assert monte_carlo_agrees(wrong, d_x, K, ATOL).failures("L^(-1) in place of L^(-T)")
 
 
 def test_scale_forms_agree_on_the_same_samples():

@@ -17,7 +17,7 @@ def test_nonpositive_regularisation_is_rejected(make, lam):
     with pytest.raises(ValueError, match="must be > 0"):
         make(20, 3, regularisation=lam)
     problem = make(20, 3)
-    with pytest.raises(ValueError, match="theta .*must be > 0"):
+    with pytest.raises(ValueError, match=r"theta .*must be > 0"):
         problem.solution(jnp.array([lam]))
 
 
@@ -57,7 +57,7 @@ def test_nan_in_data_is_rejected():
 
 
 def test_double_interpolation_with_more_features_than_samples_is_rejected():
-    with pytest.raises(ValueError, match="n_samples >= n_features.*interpolate"):
+    with pytest.raises(ValueError, match=r"n_samples >= n_features.*interpolate"):
         problems.least_squares(5, 8, "double")
     with pytest.raises(ValueError, match="interpolation must be one of"):
         problems.least_squares(20, 3, "triple")
@@ -66,7 +66,7 @@ def test_double_interpolation_with_more_features_than_samples_is_rejected():
 @pytest.mark.parametrize("step_size", [0.0, -0.1, float("nan")])
 def test_nonpositive_step_size_is_rejected(step_size):
     problem = problems.ridge(20, 3)
-    with pytest.raises(ValueError, match="step size.*> 0"):
+    with pytest.raises(ValueError, match=r"step size.*> 0"):
         derivatives.unrolled(problem, problem.theta0, jax.random.key(0), step_size=step_size, num_steps=3)
 
 

@@ -355,7 +355,9 @@ def poisson_logpmf(count, rate) -> Expr:
     return const(count) * log(rate) - rate - const(log_factorial)
 
 
-def _broadcast(a, b, op) -> tuple[int, ...]:
+# Unannotated: beartype checks a `tuple[int, ...]` at a random item, and Hypothesis rejects
+# the use of `random` while the strategies of the tests build expressions.
+def _broadcast(a, b, op):
     try:
         return tuple(np.broadcast_shapes(a, b))
     except ValueError:
@@ -476,14 +478,12 @@ class Analysis:
     - `affine`: whether every guard is affine in z; if so `coefficients` (K, d) and
       `constants` (K,) with guard number k equal to `coefficients[k]·z − constants[k]`, and
       `solve_for` (K,) the coordinate LYY18 solves for.
-    - `dim`: one more than the largest latent index used.
     """
 
     ifs: tuple[If, ...]
     offsets: dict
     num_ifs: int
     nesting_depth: int
-    dim: int
     affine: bool
     coefficients: np.ndarray | None
     constants: np.ndarray | None
@@ -510,8 +510,8 @@ def analyse(root: Expr, dim: int | None = None) -> Analysis:
         constants = np.concatenate([-forms[id(node.guard)][1].reshape(-1) for node in ifs])
         solve_for = np.concatenate([_solved_coordinates(node, forms[id(node.guard)][0].reshape(-1, dim))
                                     for node in ifs])
-    return Analysis(ifs, offsets, total, max((depth[id(node.guard)] + 1 for node in ifs), default=0), dim,
-                    affine, coefficients, constants, solve_for)
+    return Analysis(ifs, offsets, total, max((depth[id(node.guard)] + 1 for node in ifs), default=0), affine,
+                    coefficients, constants, solve_for)
 
 
 def _nesting_depths(nodes) -> dict[int, int]:
