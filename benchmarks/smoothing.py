@@ -77,7 +77,8 @@ def main() -> None:
         estimate = jax.jit(jax.vmap(lambda key, f=f, noise=noise, covariate=covariate, sampling=sampling,
                                     antithetic=antithetic, host=host, size=size: derivatives.smoothed_gradient(
             f, task.x, key, noise, task.scale, size, covariate, sampling, antithetic, host=host)[1]))
-        label = f"{noise}, {covariate}, {sampling}{', antithetic' if antithetic else ''}{', host NumPy' if host else ''}"
+        label = (f"{noise}, {covariate}, {sampling}{', antithetic' if antithetic else ''}"
+                 f"{', host NumPy' if host else ''}")
         functions[label] = lambda estimate=estimate: estimate(keys)
     # The same key gives the same normal draws only for the baseline; check the estimator
     # of the plain configuration against it in distribution: both estimate one Jacobian.

@@ -6,7 +6,7 @@ figure was made. Each function returns its `Figure`; a notebook displays it (aft
 The regime figures follow the paper's Figure 1: one column per regime, the suboptimality
 on top and the derivative error below, the certified bounds overlaid. Legends sit
 outside the axes, in words; the certificates behind each bound are named in the report's
-table.
+table. Every study shapes its figures with `new_figure` and writes them with `save`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import numpy as np
 from matplotlib import ticker
 from matplotlib.figure import Figure
 
+from rates.bounds import RateKind
+
 # PNGs for a report or a notebook: sharp enough on screen, a few hundred kB at most.
 DPI = 100
 
@@ -22,8 +24,12 @@ MEASURED_STYLE = dict(lw=1.8)
 BOUND_STYLE = dict(color="k", lw=1.2)
 FLOOR_STYLE = dict(color="0.45", ls="-.", lw=1.0)
 WINDOW_STYLE = dict(color="0.93", lw=0, zorder=0)
-# Words for the further bounds a regime may carry, by certificate.
-ALTERNATIVE_BOUNDS = {"sgd_decreasing_jacobian_log": "certified O(log²k/k) bound (the paper's rate)"}
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """An empty figure of `width × height` inches at `DPI`, laid out by matplotlib's
+    constrained layout (so that legends placed outside the axes get room)."""
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
 def save(figure: Figure, path) -> None:
@@ -32,20 +38,22 @@ def save(figure: Figure, path) -> None:
 
 
 def regime_figure(results, title: str) -> Figure:
-    """The paper's Figure 1 layout for a list of `regimes.RegimeResult`, one column each.
+    """The paper's Figure 1 layout for a list of `rate_checks.RegimeResult`, one column each.
 
-    Measured means over seeds with ±2 standard-error bands; certified bounds in black;
-    the fit window of the verdicts shaded; every curve clipped at the float64 resolution
-    of its quantity, drawn as a line where a curve reaches it.
+    Measured means over seeds with ±2 standard-error bands; certified bounds in black,
+    further valid bounds dotted and named by their rate; the fit window of the verdicts
+    shaded; every curve clipped at the float64 resolution of its quantity, drawn as a
+    line where a curve reaches it. Steps run on a log axis, except where the bounds' rate
+    is exponential.
     """
     columns = len(results)
-    figure = Figure(figsize=(3.4 * columns + 2.6, 6.4), dpi=DPI, layout="constrained")
+    figure = new_figure(3.4 * columns + 2.6, 6.4)
     # A last, narrow column holds each row's legend, level with its row and off the data.
     grid = figure.subplots(2, columns + 1, squeeze=False, width_ratios=[1.0] * columns + [0.75])
     axes, legends = grid[:, :columns], grid[:, columns]
     for column, result in enumerate(results):
         curves, bounds, floors = result.curves, result.bounds, result.floors
-        exponential = result.regime.kind.endswith("interpolation")
+        exponential = bounds.iterate.rate.kind is RateKind.EXPONENTIAL
         # A log axis has no k = 0: drop that checkpoint rather than move it.
         shown = slice(None) if exponential else slice(1, None)
         steps = curves.steps[shown]
@@ -53,10 +61,9 @@ def regime_figure(results, title: str) -> Figure:
         _panel(top, steps, curves.suboptimality[shown], curves.suboptimality_se[shown], "C0",
                "measured F(x_k) − F(x*)", [("certified bound", result.suboptimality_bound[shown], "--")],
                floors["suboptimality"], result.window_start)
-        further = [(ALTERNATIVE_BOUNDS.get(name, "another certified bound"), values[shown], ":")
-                   for name, values in bounds.jacobian_alternatives.items()]
+        further = [(f"certified {e.rate.describe()} bound", e.values[shown], ":") for e in bounds.jacobian_alternatives]
         _panel(bottom, steps, curves.jacobian_error[shown], curves.jacobian_error_se[shown], "C3",
-               "measured ‖J_k − J*‖²_F", [("certified bound", bounds.jacobian[shown], "--")] + further,
+               "measured ‖J_k − J*‖²_F", [("certified bound", bounds.jacobian.values[shown], "--")] + further,
                floors["jacobian_error"], result.window_start)
         for axis in (top, bottom):
             _step_axis(axis, logarithmic=not exponential)
@@ -104,7 +111,7 @@ def _step_axis(axis, logarithmic: bool) -> None:
 
 
 # Legend order: what was measured, what bounds it, then the landmarks.
-LEGEND_ORDER = ("measured", "certified", "another", "float64", "fit window")
+LEGEND_ORDER = ("measured", "certified", "float64", "fit window")
 
 
 def _unique_entries(axes):
@@ -122,7 +129,7 @@ def _unique_entries(axes):
 
 def sweep_figure(sweep: dict) -> Figure:
     """Plateaus against the step size, log–log, with each bound at the last step."""
-    figure = Figure(figsize=(6.0, 5.0), dpi=DPI, layout="constrained")
+    figure = new_figure(6.0, 5.0)
     axis = figure.subplots()
     sizes = np.asarray(sweep["step_sizes"])
     for quantity, symbol, color in (("iterate", "‖x_k − x*‖²", "C0"), ("jacobian", "‖J_k − J*‖²_F", "C3")):
@@ -151,7 +158,7 @@ def sweep_figure(sweep: dict) -> Figure:
 def _model_grid(count: int):
     columns = min(3, count)
     rows = (count + columns - 1) // columns
-    figure = Figure(figsize=(4.6 * columns, 3.9 * rows + 0.6), dpi=DPI, layout="constrained")
+    figure = new_figure(4.6 * columns, 3.9 * rows + 0.6)
     axes = figure.subplots(rows, columns, squeeze=False)
     for axis in axes.flat[count:]:
         axis.set_visible(False)
@@ -164,10 +171,11 @@ ESTIMATOR_COLORS = {"Score": "C0", "Reparam": "C1", "LYY18": "C2", "Fixed": "C3"
 def dsgd_elbo(document: dict) -> Figure:
     """ELBO along training, one panel per model; Fixed and DSGD at the reference η only."""
     models = document["traces"]
+    reference = f"@{document['reference_eta']:g}"
     figure, axes = _model_grid(len(models))
     for axis, (name, traces) in zip(axes, models.items()):
         for key, trace in traces.items():
-            if "@" in key and not key.endswith("@0.14"):
+            if "@" in key and not key.endswith(reference):
                 continue
             axis.plot(trace["steps"], trace["elbo"], lw=1.4, label=key, color=ESTIMATOR_COLORS[key.split("@")[0]])
         axis.set_title(f"{name} (ℓ = {document['models'][name]['nesting_depth']})")
@@ -182,7 +190,7 @@ def dsgd_elbo(document: dict) -> Figure:
 
 
 def dsgd_variance(document: dict) -> Figure:
-    """Variance of the smoothed estimator against η, with the fitted slope and −ℓ."""
+    """Variance of the smoothed estimator against η, with the fitted slope and the bound's rate."""
     studies = document["variance_vs_eta"]
     figure, axes = _model_grid(len(studies))
     for axis, (name, study) in zip(axes, studies.items()):
@@ -192,8 +200,8 @@ def dsgd_variance(document: dict) -> Figure:
                           ms=4, label=f"{label}: slope {part['fitted_slope'][1]:.2f}")
         eta = np.asarray(study["eta"])
         anchor = np.asarray(study["avg_variance"])[-1]
-        depth = -study["bound_slope"]
-        axis.plot(eta, anchor * (eta / eta[-1]) ** (-depth), "k--", lw=1.0, label=f"η^(−{depth}) (bound's rate)")
+        axis.plot(eta, anchor * (eta / eta[-1]) ** study["bound_slope"], "k--", lw=1.0,
+                  label=f"{study['bound_rate']} (bound's rate)")
         axis.set_xscale("log")
         axis.set_yscale("log")
         axis.set_xlabel("η")
@@ -211,8 +219,7 @@ def smoothing_heatmap(document: dict) -> Figure:
     names = [name for results in document.values() for name in results]
     noises = list(dict.fromkeys(name.split("/")[0] for name in names))
     strategies = list(dict.fromkeys(name.split("/", 1)[1] for name in names))
-    figure = Figure(figsize=(0.34 * len(strategies) + 2.5, 0.42 * len(tasks) * len(noises) + 1.4 * len(noises) + 0.6),
-                    dpi=DPI, layout="constrained")
+    figure = new_figure(0.34 * len(strategies) + 2.5, 0.42 * len(tasks) * len(noises) + 1.4 * len(noises) + 0.6)
     axes = figure.subplots(len(noises), 1, squeeze=False)
     for axis, noise in zip(axes[:, 0], noises):
         grid = np.full((len(tasks), len(strategies)), np.nan)

@@ -24,6 +24,15 @@ class Progress(Protocol):
     def advance(self, label: str) -> None: ...
 
 
+class _Silent:
+    def advance(self, label: str) -> None:
+        pass
+
+
+# For a study run from code (a notebook, a test) that wants no progress lines.
+SILENT: Progress = _Silent()
+
+
 @contextlib.contextmanager
 def progress_bar(total: int, description: str, *, stream: TextIO | None = None,
                  max_lines: int = 8) -> Iterator[Progress]:

@@ -1,15 +1,51 @@
-"""`python -m rates report --out DIR [--quick]`: every regime, its verdicts, figures and JSON."""
+"""`python -m rates report --out DIR [--quick]`: every regime, its verdicts, figures and JSON.
+
+Writes `report.md`, `results.json` (per regime: the curves, each bound with its
+certificate, conditions and rate, the verdicts; and the step-size sweep) and one figure
+per figure group of the regimes plus the sweep's.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import pathlib
-import time
 
-from experiments import figures
-from experiments.progress import progress_bar
-from experiments.regimes import FULL, QUICK, REGIMES, RegimeResult, Settings, run_regime, run_sweep
+from experiments import figures, study
+from experiments.progress import SILENT, Progress
+from experiments.rate_checks import RegimeResult, run_regime, run_sweep, sweep_passes
+from experiments.regimes import FULL, QUICK, REGIMES, Settings, groups
+from rates.bounds import Evaluation, Rate
+
+SWEEP_FIGURE = "constant_step_sweep.png"
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportResult:
+    regimes: tuple[RegimeResult, ...]
+    sweep: dict
+
+
+def run(settings: Settings, progress: Progress = SILENT) -> ReportResult:
+    """Every regime of `REGIMES`, then the step-size sweep."""
+    results = []
+    for regime in REGIMES:
+        results.append(run_regime(regime, settings))
+        progress.advance(regime.name)
+    sweep = run_sweep(settings)
+    progress.advance("constant_step_sweep")
+    return ReportResult(tuple(results), sweep)
+
+
+def rate_json(rate: Rate) -> dict:
+    return dataclasses.asdict(rate) | {"kind": rate.kind.value, "describe": rate.describe()}
+
+
+def evaluation_json(evaluation: Evaluation) -> dict:
+    """A bound on one run: certificate, rate (tight or upper bound), conditions, values."""
+    return {"certificate": evaluation.certificate, "claim_certificates": list(evaluation.claim_certificates),
+            "quantity": evaluation.bound.quantity, "rate": rate_json(evaluation.rate),
+            "conditions": [str(c) for c in evaluation.conditions],
+            "assumptions": list(evaluation.bound.assumptions), "values": evaluation.values.tolist()}
 
 
 def regime_json(result: RegimeResult) -> dict:
@@ -18,7 +54,8 @@ def regime_json(result: RegimeResult) -> dict:
         "problem": result.problem_name,
         "schedule": result.schedule,
         "step_rule": result.regime.describe_steps(),
-        "conditions": bounds.conditions,
+        "figure": result.regime.group.file,
+        "conditions": [str(c) for c in bounds.conditions],
         "constants": result.constants,
         "num_seeds": curves.num_seeds,
         "steps": curves.steps.tolist(),
@@ -27,12 +64,17 @@ def regime_json(result: RegimeResult) -> dict:
         "jacobian_error": curves.jacobian_error.tolist(),
         "jacobian_error_se": curves.jacobian_error_se.tolist(),
         "suboptimality": curves.suboptimality.tolist(),
-        "iterate_bound": bounds.iterate.tolist(),
-        "jacobian_bound": bounds.jacobian.tolist(),
-        "iterate_bound_certificate": bounds.iterate_certificate,
-        "jacobian_bound_certificate": bounds.jacobian_certificate,
-        "claim_certificate": result.regime.claim_certificate,
-        "jacobian_bound_alternatives": {name: values.tolist() for name, values in bounds.jacobian_alternatives.items()},
+        "iterate_bound": bounds.iterate.values.tolist(),
+        "jacobian_bound": bounds.jacobian.values.tolist(),
+        "iterate_bound_certificate": bounds.iterate.certificate,
+        "jacobian_bound_certificate": bounds.jacobian.certificate,
+        "claim_certificate": result.claim_certificate,
+        "iterate_rate": rate_json(bounds.iterate.rate),
+        "jacobian_rate": rate_json(bounds.jacobian.rate),
+        "jacobian_bound_alternatives": {e.certificate: e.values.tolist() for e in bounds.jacobian_alternatives},
+        "bounds": {"iterate_error": evaluation_json(bounds.iterate),
+                   "jacobian_error": evaluation_json(bounds.jacobian),
+                   "jacobian_error_alternatives": [evaluation_json(e) for e in bounds.jacobian_alternatives]},
         "resolution_floors": result.floors,
         "fit_window_start": result.window_start,
         "bound_over_measured": result.bound_ratios,
@@ -40,6 +82,13 @@ def regime_json(result: RegimeResult) -> dict:
         "verdicts": [v.as_dict() for v in result.verdicts],
         "verdict": "pass" if result.passed else "fail",
     }
+
+
+def document(outcome: study.Outcome) -> dict:
+    report = outcome.result
+    return {"settings": dataclasses.asdict(outcome.settings), "seconds": outcome.seconds,
+            "regimes": {r.regime.name: regime_json(r) for r in report.regimes},
+            "constant_step_sweep": report.sweep | {"verdict": "pass" if sweep_passes(report.sweep) else "fail"}}
 
 
 def _interval(values) -> str:
@@ -53,61 +102,109 @@ def _ratio_columns(ratios: dict | None) -> tuple[str, str]:
     return f"{ratios['min']:.3g}", f"{ratios['min']:.3g}–{ratios['max']:.3g}"
 
 
-def markdown(results: list[RegimeResult], sweep: dict, settings: Settings, seconds: float) -> str:
+def _claim(rate: Rate) -> str:
+    return f"{rate.describe()}, {'tight' if rate.tight else 'upper bound'}"
+
+
+def _certificates(evaluation: Evaluation) -> str:
+    return ", ".join(f"`{name}`" for name in evaluation.claim_certificates)
+
+
+INTRODUCTION = (
+    "Errors are means over seeds of squared errors. Each bound is a theorem: its certificate (in "
+    "`proofs_check/`, `python -m proofs_check`), its conditions, evaluated on the constants of the run (below), "
+    "and its rate as k → ∞, either *tight* (attained: the measured log–log slope must match it, two-sided) or "
+    "an *upper bound* (the measurement must fall at least as fast; an exponential rate must fall by 12 orders "
+    "of magnitude). A bound *holds* when mean − 3·se ≤ bound at every checkpoint. How loose it is shows over the "
+    "*fit window*, the checkpoints past the transient on which the rate is tested (k ≥ 10/(αμ) for constant "
+    "steps, k ≥ 10·k0 for decreasing steps): there the table gives bound ÷ measured mean, its minimum (the "
+    "tightest checkpoint; about 1 or more when the bound holds) and its range. At k = 0 a bound starts at (or "
+    "near) the measured initial error, so the window leaves it out. Below the float64 resolution "
+    "(8ε)²·‖x*‖² (or (8ε)²·‖J*‖²_F), raised by (1/(2αL))² for steps α below 1/(2L) (smaller steps stall farther "
+    "from x*), a measurement is rounding: the bound is compared with that floor, and the ratio leaves such "
+    "checkpoints out. Bounds and their proofs: `docs/theory.md`."
+)
+
+
+def _verdict_rows(result: RegimeResult) -> list[str]:
+    rows = []
+    for v in result.verdicts:
+        evaluation = result.evaluation(v.quantity)
+        orders = result.fitted.get(f"{v.quantity.split('_')[0]}_orders_of_magnitude")
+        measured = (f"fell {orders:.1f} orders" if v.fitted_slope is None and orders is not None
+                    else _interval(v.fitted_slope))
+        tightest, spread = _ratio_columns(result.bound_ratios[v.quantity])
+        rows.append(
+            f"| {result.regime.name} | {result.problem_name.split('(')[0]} | {result.regime.describe_steps()} | "
+            f"{v.quantity} | {_certificates(evaluation)} | {_claim(evaluation.rate)} | "
+            f"k ≥ {result.window_start:.3g} | {tightest} | {spread} | {measured} | "
+            f"{'pass' if v.passed else '**fail**'} |")
+    return rows
+
+
+def _condition_rows(result: RegimeResult) -> list[str]:
+    rows = []
+    for evaluation in (result.bounds.iterate, result.bounds.jacobian, *result.bounds.jacobian_alternatives):
+        conditions = "; ".join(f"{c.statement}: {c.detail}{'' if c.holds else ' **fails**'}"
+                               for c in evaluation.conditions)
+        rows.append(f"| {result.regime.name} | `{evaluation.certificate}` | {evaluation.bound.quantity} | "
+                    f"{conditions} |")
+    return rows
+
+
+def _tightness_rows(result: RegimeResult) -> list[str]:
+    fitted, bounds = result.fitted, result.bounds
+    rows = []
+    for evaluation in (bounds.jacobian, *bounds.jacobian_alternatives):
+        name = evaluation.certificate
+        slope = fitted["jacobian_bound_slopes"][name]
+        judged = fitted["jacobian_alternatives"].get(name)
+        if judged is None:   # the main bound: its verdict is in the table above
+            holds, ratios = result.verdict("jacobian_error").bound_holds, result.bound_ratios["jacobian_error"]
+        else:
+            holds, ratios = judged["bound_holds"], judged["bound_over_measured"]
+        tightest, spread = _ratio_columns(ratios)
+        rows.append(f"| {result.regime.name} | `{name}` | {_claim(evaluation.rate)} | "
+                    f"{_interval(fitted['jacobian_slope'])} | {'—' if slope is None else f'{slope:.3f}'} | "
+                    f"{'yes' if name in fitted['jacobian_rate_matches'] else 'no'} | {holds} | "
+                    f"{tightest} ({spread}) |")
+    return rows
+
+
+def markdown(outcome: study.Outcome) -> str:
+    settings, report = outcome.settings, outcome.result
     lines = [
-        "# Rate report: SGD iterates and their derivatives",
-        "",
-        f"{settings.num_seeds} seeds per regime, batch size 1, float64; {seconds:.0f} s in all. "
-        "Errors are means over seeds of squared errors. A bound *holds* when mean − 3·se ≤ bound at every "
-        "checkpoint. How loose it is shows over the *fit window*, the checkpoints past the transient on which "
-        "the claim is tested (k ≥ 10/(αμ) for constant steps, k ≥ 10·k0 for decreasing steps): there the "
-        "table gives bound ÷ measured mean, its minimum (the tightest checkpoint; about 1 or more when the "
-        "bound holds) and its range. At k = 0 a bound starts at (or near) the measured initial error, so the "
-        "window leaves it out. Below the float64 resolution (8ε)²·‖x*‖² (or (8ε)²·‖J*‖²_F), raised by (1/(2αL))² "
-        "for steps α below 1/(2L) (smaller steps stall farther from x*), a measurement is rounding: the bound is compared "
-        "with that floor, and the ratio leaves such checkpoints out. Bounds and their proofs: `docs/theory.md`, "
-        "certificates in `proofs_check/` (`python -m proofs_check`).",
-        "",
-        "| regime | problem | steps | quantity | bound (certificate) | fit window | bound ÷ measured: min | range "
-        "| measured: fitted slope [95% CI] | claim | verdict |",
+        "# Rate report: SGD iterates and their derivatives", "",
+        f"{settings.num_seeds} seeds per regime, batch size 1, float64; {outcome.seconds:.0f} s in all. "
+        + INTRODUCTION, "",
+        "| regime | problem | steps | quantity | bound (certificate) | rate | fit window | bound ÷ measured: min "
+        "| range | measured: fitted slope [95% CI] | verdict |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for result in results:
-        for v in result.verdicts:
-            certificate = (result.bounds.iterate_certificate if v.quantity.startswith("iterate")
-                           else result.bounds.jacobian_certificate)
-            if result.regime.claim_certificate:
-                certificate += f"`, `{result.regime.claim_certificate}"
-            claim = ("falls > 12 orders" if v.claimed_slope is None
-                     else "plateau (slope 0)" if v.claimed_slope == 0.0 else f"slope {v.claimed_slope:g}")
-            orders = result.fitted.get(f"{v.quantity.split('_')[0]}_orders_of_magnitude")
-            measured = (f"fell {orders:.1f} orders" if v.fitted_slope is None and orders is not None
-                        else _interval(v.fitted_slope))
-            tightest, spread = _ratio_columns(result.bound_ratios[v.quantity])
-            lines.append(
-                f"| {result.regime.name} | {result.problem_name.split('(')[0]} | {result.regime.describe_steps()} | "
-                f"{v.quantity} | `{certificate}` | k ≥ {result.window_start:.3g} | {tightest} | {spread} | "
-                f"{measured} | {claim} | {'pass' if v.passed else '**fail**'} |"
-            )
+    for result in report.regimes:
+        lines += _verdict_rows(result)
+    lines += ["", "## Conditions of the bounds, on each run's constants", "",
+              "| regime | bound | quantity | conditions: both sides in numbers |", "|---|---|---|---|"]
+    for result in report.regimes:
+        lines += _condition_rows(result)
+    assumptions = sorted({a for r in report.regimes for e in (r.bounds.iterate, r.bounds.jacobian)
+                          for a in e.bound.assumptions})
+    lines += ["", "Assumed, not measured: " + "; ".join(assumptions) + "."]
     lines += ["", "## Decreasing steps: which derivative bound is tight", "",
-              "Both bounds are valid; the question is which has the measured rate. Over the fitting window "
+              "Every bound listed is valid; the question is which has the measured rate. Over the fit window "
               "(k ≥ 10·k0) each bound has its own log–log slope; a bound's rate matches when that slope lies in "
               "the measured slope's 95% interval.", "",
-              "| regime | measured slope [95% CI] | O(1/k) bound slope | O(log²k/k) bound slope | rate matches | "
-              "fitted k^(−a)·log(k)^b: a; b | O(log²k/k) bound holds; bound ÷ measured: min (range) |",
-              "|---|---|---|---|---|---|---|"]
-    for result in results:
-        f = result.fitted
-        if "jacobian_power_log" not in f:
-            continue
-        slopes = list(f["jacobian_bound_slopes"].values())
-        shown = ["—" if v is None else f"{v:.3f}" for v in slopes]
-        power_log = f["jacobian_power_log"]
-        tightest, spread = _ratio_columns(f["jacobian_log_bound_over_measured"])
-        lines.append(f"| {result.regime.name} | {_interval(f['jacobian_slope'])} | {shown[0]} | {shown[1]} | "
-                     f"{', '.join(f'`{n}`' for n in f['jacobian_rate_matches']) or 'neither'} | "
-                     f"{_interval(power_log['a'])}; {_interval(power_log['b'])} | "
-                     f"{f['jacobian_log_bound_holds']}; {tightest} ({spread}) |")
+              "| regime | bound | rate | measured slope [95% CI] | bound's slope | rate matches | bound holds "
+              "| bound ÷ measured: min (range) |", "|---|---|---|---|---|---|---|---|"]
+    for result in report.regimes:
+        if result.bounds.jacobian_alternatives:
+            lines += _tightness_rows(result)
+    lines += ["", "| regime | fitted k^(−a)·log(k)^b: a; b |", "|---|---|"]
+    for result in report.regimes:
+        if result.bounds.jacobian_alternatives:
+            power_log = result.fitted["jacobian_power_log"]
+            lines.append(f"| {result.regime.name} | {_interval(power_log['a'])}; {_interval(power_log['b'])} |")
+    sweep = report.sweep
     lines += ["", "The free fit of `k^(−a)·log(k)^b` is shown for completeness: over a few decades a and b trade off, "
               "so its interval for b is wide; the slope comparison above is the sharper test.",
               "", "## Constant steps: plateau against step size", "",
@@ -123,45 +220,32 @@ def markdown(results: list[RegimeResult], sweep: dict, settings: Settings, secon
               "shaded, and curves clipped at the float64 resolution where they reach it. Figure 1's constant-step "
               "and simple-interpolation columns run at α = 1/(64L): at the largest certified step 1/(2L) their "
               "derivative noise ball is as large as the initial error ‖J*‖²_F, and the columns would show no "
-              "convergence. The sweep below keeps 1/(2L).", "",
-              "![Figure 1 regimes](figure1.png)", "", "![ridge and logistic](ridge_logistic.png)",
-              "", "![plateau sweep](constant_step_sweep.png)", ""]
+              "convergence. The sweep below keeps 1/(2L).", ""]
+    for group in groups(r.regime for r in report.regimes):
+        lines += [f"![{group.title}]({group.file})", ""]
+    lines += [f"![plateau sweep]({SWEEP_FIGURE})", ""]
     return "\n".join(lines)
 
 
-def sweep_passes(sweep: dict) -> bool:
-    return all(lo <= 1.0 <= hi for lo, _, hi in (sweep["iterate_plateau_slope"], sweep["jacobian_plateau_slope"]))
+def regime_figures(outcome: study.Outcome) -> dict:
+    report = outcome.result
+    drawn = {group.file: figures.regime_figure([r for r in report.regimes if r.regime.group == group], group.title)
+             for group in groups(r.regime for r in report.regimes)}
+    return drawn | {SWEEP_FIGURE: figures.sweep_figure(report.sweep)}
 
 
-def write_report(out: pathlib.Path, quick: bool, settings: Settings | None = None) -> bool:
+def verdicts(report: ReportResult) -> dict[str, bool]:
+    return {r.regime.name: r.passed for r in report.regimes} | {"constant_step_sweep": sweep_passes(report.sweep)}
+
+
+STUDY = study.Study(
+    name="rate report", quick=QUICK, full=FULL, num_tasks=lambda settings: len(REGIMES) + 1, run=run,
+    markdown=markdown, document=document, figures=regime_figures, verdicts=verdicts,
+    markdown_file="report.md", json_file="results.json", progress_lines=len(REGIMES) + 1,
+)
+
+
+def write(out: pathlib.Path, quick: bool = False, settings: Settings | None = None) -> study.Written:
     """Run every regime and the step-size sweep; write `report.md`, `results.json` and the
-    figures to `out`. Returns whether every verdict passed."""
-    settings = settings or (QUICK if quick else FULL)
-    out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    # Nine tasks of seconds to minutes each: a line for every one is still short.
-    tasks = len(REGIMES) + 1
-    with progress_bar(tasks, "rate report", max_lines=tasks) as progress:
-        results = []
-        for regime in REGIMES:
-            results.append(run_regime(regime, settings))
-            progress.advance(regime.name)
-        sweep = run_sweep(settings)
-        progress.advance("constant_step_sweep")
-    seconds = time.perf_counter() - start
-    figures.save(figures.regime_figure(results[:4], "least squares: iterates and derivatives (the paper's Figure 1)"),
-                 out / "figure1.png")
-    figures.save(figures.regime_figure(results[4:], "ridge and logistic regression, θ = λ"), out / "ridge_logistic.png")
-    figures.save(figures.sweep_figure(sweep), out / "constant_step_sweep.png")
-    payload = {"settings": dataclasses.asdict(settings),
-               "regimes": {r.regime.name: regime_json(r) for r in results},
-               "constant_step_sweep": sweep | {"verdict": "pass" if sweep_passes(sweep) else "fail"}}
-    (out / "results.json").write_text(json.dumps(payload, indent=1))
-    (out / "report.md").write_text(markdown(results, sweep, settings, seconds))
-    passed = all(r.passed for r in results) and sweep_passes(sweep)
-    print(f"{'regime':24s} verdict")
-    for r in results:
-        print(f"{r.regime.name:24s} {'pass' if r.passed else 'FAIL'}")
-    print(f"{'constant_step_sweep':24s} {'pass' if sweep_passes(sweep) else 'FAIL'}")
-    print(f"wrote {out / 'report.md'}, {out / 'results.json'} and 3 figures in {seconds:.0f} s")
-    return passed
+    figures to `out` (`study.write`); `.passed` says whether every verdict passed."""
+    return study.write(STUDY, out, quick, settings)

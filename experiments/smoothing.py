@@ -13,7 +13,8 @@ same for every noise, whose densities are standardised as in `proofs_check.densi
   positive costs; heavy-tailed noises would otherwise create negative cycles).
 
 **Combinations.** Every noise of `NOISES`, covariate of `COVARIATES`, antithetic pairs or
-not (not for the asymmetric gumbel density), and sampling of `SAMPLINGS`, with
+not (only for the symmetric densities, `derivatives.noises.SYMMETRIC_NOISES`: all but
+gumbel), and sampling of `SAMPLINGS`, with
 `num_samples` = 1024. `"cartesian"` needs `num_samples = m kⁿ` (m = 2 with antithetic
 pairs): the feasible size nearest 1024 is used (sort3: 1000, antithetic 1024; sort5:
 1024, antithetic 486); on the grids (n = 64, 144) already k = 2 needs 2ⁿ samples, so
@@ -43,9 +44,7 @@ The baseline of a noise is `"<noise>/none/plain/mc"`.
 from __future__ import annotations
 
 import dataclasses
-import json
-import pathlib
-import sys
+import math
 import time
 from collections.abc import Callable
 
@@ -54,10 +53,11 @@ import jax.numpy as jnp
 
 import derivatives
 import problems
-from derivatives import COVARIATES, NOISES, SAMPLINGS
-from experiments.progress import progress_bar
+from derivatives import COVARIATES, NOISES, SAMPLINGS, noises
+from derivatives.noises import SYMMETRIC_NOISES
+from experiments import figures, study
+from experiments.progress import SILENT, Progress
 
-ASYMMETRIC_NOISES = ("gumbel",)      # antithetic pairs are refused
 PATH_COST_FLOOR = 0.01
 
 
@@ -99,6 +99,8 @@ TASKS = {"sort3": lambda: sorting(3), "sort5": lambda: sorting(5), "path8": lamb
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
+    """Tasks, noises and the strategies tried, repetitions, and the reference's size."""
+
     tasks: tuple[str, ...]
     noises: tuple[str, ...]
     repetitions: int
@@ -146,7 +148,7 @@ def combinations(task: Task, settings: Settings):
     for noise in settings.noises:
         for covariate in settings.covariates:
             for antithetic in settings.antithetic:
-                if antithetic and noise in ASYMMETRIC_NOISES:
+                if antithetic and noise not in SYMMETRIC_NOISES:  # (ε, −ε) has the law of (ε, ε') only then
                     continue
                 for sampling in settings.samplings:
                     size = settings.num_samples
@@ -196,7 +198,8 @@ def combination_statistics(task: Task, reference, noise, covariate, antithetic, 
     return float(variance), float(error)
 
 
-def run_task(task: Task, settings: Settings, key, progress=None, estimator=derivatives.smoothed_gradient) -> dict:
+def run_task(task: Task, settings: Settings, key, progress: Progress = SILENT,
+             estimator=derivatives.smoothed_gradient) -> dict:
     """Statistics of every combination on `task`: `{"results": {key: {"variance", "error"}},
     "num_samples": {key: N}, "reference_floor": {noise: floor}, "seconds": s}`."""
     start = time.perf_counter()
@@ -204,8 +207,7 @@ def run_task(task: Task, settings: Settings, key, progress=None, estimator=deriv
     references, floors = {}, {}
     for index, noise in enumerate(settings.noises):
         references[noise], floors[noise] = reference_jacobian(task, noise, settings, jax.random.fold_in(key, index))
-        if progress:
-            progress.advance(f"{task.name} reference {noise}")
+        progress.advance(f"{task.name} reference {noise}")
     # the same repetition keys for every combination (common random numbers)
     keys = jax.random.split(jax.random.fold_in(key, 10_000), settings.repetitions)
     results, sizes = {}, {}
@@ -214,21 +216,19 @@ def run_task(task: Task, settings: Settings, key, progress=None, estimator=deriv
                                                  size, keys, estimator)
         results[name] = {"variance": variance, "error": error}
         sizes[name] = size
-        if progress:
-            progress.advance(f"{task.name} {name}")
+        progress.advance(f"{task.name} {name}")
     return {"results": results, "num_samples": sizes, "reference_floor": floors,
             "seconds": time.perf_counter() - start, "description": task.description, "dim": int(task.x.size)}
 
 
 def relative(results: dict, name: str, field: str = "variance") -> float:
+    """`field` of the combination `name` over that of its noise's baseline `none/plain/mc`."""
     return results[name][field] / results[baseline_key(name.split("/")[0])][field]
 
 
 def finite_fisher_information(noise: str) -> bool:
     """Whether the plain estimator's variance is finite for generic f (`E[s²] < ∞`)."""
-    from proofs_check.densities import DENSITIES
-
-    return bool(DENSITIES[noise].fisher_information.is_finite)
+    return math.isfinite(noises.by_name(noise).fisher_information)
 
 
 def best_strategies(results: dict, noises=None) -> dict:
@@ -246,38 +246,39 @@ def best_strategies(results: dict, noises=None) -> dict:
     return best
 
 
-def run_study(settings: Settings, key=None, progress=None, tasks: dict | None = None,
+def run_study(settings: Settings, key=None, progress: Progress = SILENT, tasks: dict | None = None,
               estimator=derivatives.smoothed_gradient) -> dict:
-    """`run_task` for every task of `settings` (or of `tasks`, name → Task)."""
+    """`run_task` for every task of `settings` (or of `tasks`, name → Task): `{task: result}`."""
     key = jax.random.PRNGKey(0) if key is None else key
     tasks = tasks or {name: TASKS[name]() for name in settings.tasks}
     return {name: run_task(task, settings, jax.random.fold_in(key, index), progress, estimator)
             for index, (name, task) in enumerate(tasks.items())}
 
 
-def write_smoothing_report(out, quick: bool = False, settings: Settings | None = None, tasks: dict | None = None):
-    """Run the study and write `smoothing.md`, `smoothing.json` and `smoothing_heatmap.png`
-    into `out`; returns the study (`run_study`'s dictionary)."""
-    from experiments import figures
-
-    settings = settings or (QUICK if quick else FULL)
-    out = pathlib.Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    tasks = tasks or {name: TASKS[name]() for name in settings.tasks}
-    total = sum(len(combinations(task, settings)) + len(settings.noises) for task in tasks.values())
-    start = time.perf_counter()
-    with progress_bar(total, "smoothing study") as progress:
-        study = run_study(settings, progress=progress, tasks=tasks)
-    seconds = time.perf_counter() - start
-    document = {name: study[name]["results"] for name in study}
-    (out / "smoothing.json").write_text(json.dumps(document, indent=1))
-    (out / "smoothing.md").write_text(markdown(study, settings, seconds))
-    figures.save(figures.smoothing_heatmap(document), out / "smoothing_heatmap.png")
-    print(f"wrote {out / 'smoothing.md'} in {seconds:.0f} s", file=sys.stderr)
-    return study
+def num_tasks(settings: Settings) -> int:
+    """Progress steps of `run_study`: a reference per noise and every combination, per task."""
+    return sum(len(combinations(TASKS[name](), settings)) + len(settings.noises) for name in settings.tasks)
 
 
-def markdown(study: dict, settings: Settings, seconds: float) -> str:
+def run(settings: Settings, progress: Progress = SILENT) -> dict:
+    return run_study(settings, progress=progress)
+
+
+def document(outcome: study.Outcome) -> dict:
+    """`smoothing.json`: `{task: {combination: {"variance", "error"}}}`."""
+    return {name: entry["results"] for name, entry in outcome.result.items()}
+
+
+def verdicts(result: dict) -> dict[str, bool]:
+    """Per task, whether every variance and error came out finite (the study measures, it
+    has no claim to test)."""
+    return {f"{name} finite": all(math.isfinite(value) for r in entry["results"].values() for value in r.values())
+            for name, entry in result.items()}
+
+
+def markdown(outcome: study.Outcome) -> str:
+    settings, result = outcome.settings, outcome.result
+    no_antithetic = [noise for noise in settings.noises if noise not in SYMMETRIC_NOISES]
     lines = [
         "# Variance of black-box smoothing estimators",
         "",
@@ -286,8 +287,10 @@ def markdown(study: dict, settings: Settings, seconds: float) -> str:
         f"keys per combination. *variance*: per-component variance over the repetitions, averaged over components; "
         f"*error*: mean squared error against a reference of {settings.reference_samples} samples (rqmc, value "
         f"covariate, chunks of {settings.reference_chunk}); *rel.*: relative to `none/plain/mc` of the same noise. "
-        f"Antithetic pairs are not offered for gumbel; cartesian is skipped where even k = 2 needs far more "
-        f"than {settings.num_samples} samples (the grids). {seconds:.0f} s in all.",
+        + (f"Antithetic pairs are offered for symmetric densities only, not for {', '.join(no_antithetic)}; "
+           if no_antithetic else "")
+        + f"cartesian is skipped where even k = 2 needs far more than {settings.num_samples} samples (the grids). "
+        f"{outcome.seconds:.0f} s in all.",
         "",
         "## Best strategy per task", "",
         "Smallest variance relative to the baseline of the same noise, over the noises with finite Fisher "
@@ -295,15 +298,15 @@ def markdown(study: dict, settings: Settings, seconds: float) -> str:
         "appears per noise below).", "",
         "| task | best | N | rel. variance | rel. error |", "|---|---|---|---|---|",
     ]
-    for task, entry in study.items():
+    for task, entry in result.items():
         name, variance, error = best_strategies(entry["results"], settings.noises)["all"]
         lines.append(f"| {task} | `{name}` | {entry['num_samples'][name]} | {variance:.3g} | {error:.3g} |")
     lines += ["", "Per noise:", "", "| task | noise | best | rel. variance | rel. error |", "|---|---|---|---|---|"]
-    for task, entry in study.items():
+    for task, entry in result.items():
         for noise, (name, variance, error) in best_strategies(entry["results"], settings.noises).items():
             if noise != "all":
                 lines.append(f"| {task} | {noise} | `{name}` | {variance:.3g} | {error:.3g} |")
-    for task, entry in study.items():
+    for task, entry in result.items():
         floors = ", ".join(f"{noise} {floor:.2g}" for noise, floor in entry["reference_floor"].items())
         lines += ["", f"## {task}", "", f"{entry['description']}; n = {entry['dim']}; {entry['seconds']:.0f} s. "
                   f"Reference floor (variance of the reference, per component): {floors}.", "",
@@ -317,9 +320,26 @@ def markdown(study: dict, settings: Settings, seconds: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+def heatmap(outcome: study.Outcome) -> dict:
+    return {"smoothing_heatmap.png": figures.smoothing_heatmap(document(outcome))}
+
+
+STUDY = study.Study(
+    name="smoothing study", quick=QUICK, full=FULL, num_tasks=num_tasks, run=run, markdown=markdown,
+    document=document, figures=heatmap, verdicts=verdicts, markdown_file="smoothing.md", json_file="smoothing.json",
+)
+
+
+def write(out, quick: bool = False, settings: Settings | None = None) -> study.Written:
+    """Run the study and write `smoothing.md`, `smoothing.json` and `smoothing_heatmap.png`
+    into `out` (`study.write`); `.result` is `run_study`'s dictionary."""
+    return study.write(STUDY, out, quick, settings)
+
+
 __all__ = [
     "FULL",
     "QUICK",
+    "STUDY",
     "TASKS",
     "Settings",
     "Task",
@@ -332,9 +352,10 @@ __all__ = [
     "markdown",
     "reference_jacobian",
     "relative",
+    "run",
     "run_study",
     "run_task",
     "sorting",
     "strategy_key",
-    "write_smoothing_report",
+    "write",
 ]

@@ -44,7 +44,7 @@ class Verdict:
     bound_holds: bool
     # max over checkpoints of (mean − z·se)/bound; ≤ 1 when the bound holds. It includes k = 0,
     # where bound and measurement are both the initial error: how loose a bound is shows in
-    # `regimes.bound_over_measured` over the fit window instead.
+    # `experiments.rate_checks.bound_over_measured` over the fit window instead.
     worst_ratio: float
     fitted_slope: tuple[float, float, float] | None
     claimed_slope: float | None

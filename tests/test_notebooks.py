@@ -28,7 +28,8 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
     assert 'jax.config.update("jax_enable_x64", True)' in first.source
     before = _tree(NOTEBOOK_DIR)
     # The kernel runs in tmp_path: whatever a notebook writes lands there.
-    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
     assert _tree(NOTEBOOK_DIR) == before, "running the notebook changed files in notebooks/"
     outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", [])]
     assert not [output for output in outputs if output.get("output_type") == "error"]

@@ -1,7 +1,12 @@
 """Error curves, SGD bounds and verdicts: the measured curves stay under the certified
 bounds, and the verdicts reject wrong claims."""
 
+import contextlib
+import io
 import json
+import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -11,11 +16,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import derivatives
+import experiments.__main__
+import experiments.dsgd
+import experiments.study
 import problems
+import proofs_check
 import rates
-from experiments import regimes
+from experiments import figures, rate_checks, regimes, report
+from experiments.progress import progress_bar
 from problems.strategies import EXACT_KINDS, problems_and_thetas
 from rates import verdict
+from rates.bounds import RateKind
 from rates.curves import checkpoints, error_curves
 
 
@@ -69,10 +80,11 @@ def test_measured_errors_stay_under_the_certified_bounds(drawn, decreasing):
     curves, bounds, floors = measured_and_bounds(problem, theta, schedule, 2000)
     for mean, se, bound, floor in ((curves.iterate_error, curves.iterate_error_se, bounds.iterate, floors[0]),
                                    (curves.jacobian_error, curves.jacobian_error_se, bounds.jacobian, floors[1])):
-        holds, worst = verdict.bound_holds(mean, se, bound, floor=floor)
+        holds, worst = verdict.bound_holds(mean, se, bound.values, floor=floor)
         assert holds, f"bound exceeded by a factor {worst:.3g}"
-    for alternative in bounds.jacobian_alternatives.values():
-        assert verdict.bound_holds(curves.jacobian_error, curves.jacobian_error_se, alternative, floor=floors[1])[0]
+    for alternative in bounds.jacobian_alternatives:
+        assert verdict.bound_holds(curves.jacobian_error, curves.jacobian_error_se, alternative.values,
+                                   floor=floors[1])[0]
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +92,7 @@ def decreasing_run():
     problem = problems.least_squares(100, 5, "none", seed=0)
     c = problem.constants()
     schedule = rates.inverse_time(2.0 / float(c.mu), 4.0 * float(c.L) / float(c.mu))
-    curves, bounds, floors = measured_and_bounds(problem, problem.theta0, schedule, 50_000, num_seeds=32)
+    curves, bounds, _ = measured_and_bounds(problem, problem.theta0, schedule, 50_000, num_seeds=32)
     return curves, bounds, float(schedule.k0)
 
 
@@ -91,7 +103,7 @@ def test_a_bound_divided_by_four_is_reported_violated(quantity):
     curves, bounds, _ = measured_and_bounds(problem, problem.theta0, rates.constant(0.5 / float(problem.constants().L)),
                                             3000, num_seeds=32)
     mean, se = getattr(curves, f"{quantity}_error"), getattr(curves, f"{quantity}_error_se")
-    bound = getattr(bounds, quantity)
+    bound = getattr(bounds, quantity).values
     assert verdict.check(quantity, curves.steps, mean, se, bound).bound_holds
     assert not verdict.check(quantity, curves.steps, mean, se, bound / 4).bound_holds
 
@@ -100,10 +112,10 @@ def test_decreasing_steps_have_slope_minus_one_and_reject_minus_two(decreasing_r
     curves, bounds, k0 = decreasing_run
     for quantity in ("iterate", "jacobian"):
         mean, se = getattr(curves, f"{quantity}_error"), getattr(curves, f"{quantity}_error_se")
-        right = verdict.check(quantity, curves.steps, mean, se, getattr(bounds, quantity),
-                              claimed_slope=-1.0, fit_from=10 * k0)
-        wrong = verdict.check(quantity, curves.steps, mean, se, getattr(bounds, quantity),
-                              claimed_slope=-2.0, fit_from=10 * k0)
+        bound = getattr(bounds, quantity)
+        right = verdict.judge(quantity, mean, se, bound, fit_from=10 * k0)
+        wrong = verdict.check(quantity, curves.steps, mean, se, bound.values, claimed_slope=-2.0, fit_from=10 * k0)
+        assert bound.rate.kind is RateKind.POWER and bound.rate.slope == -1.0 and bound.rate.tight
         assert right.passed and right.rate_consistent
         assert not wrong.rate_consistent and not wrong.passed
 
@@ -111,7 +123,7 @@ def test_decreasing_steps_have_slope_minus_one_and_reject_minus_two(decreasing_r
 def test_plateau_grows_linearly_with_the_step_size_and_a_flat_claim_is_rejected():
     settings = regimes.Settings(num_seeds=16, constant_steps=4000, decreasing_steps=0, interpolation_steps=0,
                                 num_checkpoints=24)
-    sweep = regimes.run_sweep(settings, fractions=(0.5, 0.125, 0.03125))
+    sweep = rate_checks.run_sweep(settings, fractions=(0.5, 0.125, 0.03125))
     for quantity in ("iterate", "jacobian"):
         lo, estimate, hi = sweep[f"{quantity}_plateau_slope"]
         assert lo <= 1.0 <= hi, f"{quantity} plateau slope {estimate:.2f} [{lo:.2f}, {hi:.2f}]"
@@ -122,9 +134,9 @@ def test_sgd_bounds_refuse_schedules_outside_their_conditions():
     c = problems.ridge(20, 3).constants()
     L, mu = float(c.L), float(c.mu)
     common = dict(batch_size=1, x0_error_sq=1.0, jac0_error_sq=1.0, jac_star_norm=1.0, steps=[0, 1])
-    with pytest.raises(ValueError, match=r"step_size must be <= 1/\(2L\)"):
+    with pytest.raises(ValueError, match=r"step_at_most_half_inverse_smoothness: needs alpha <= 1/\(2\*L\)"):
         rates.bounds.sgd_bounds(c, rates.constant(1.0 / L), **common)
-    with pytest.raises(ValueError, match=r"a·mu > 1"):
+    with pytest.raises(ValueError, match=r"a_mu_above_one"):
         rates.bounds.sgd_bounds(c, rates.inverse_time(0.5 / mu, L / mu), **common)
     with pytest.raises(ValueError, match="no certified SGD bound"):
         rates.bounds.sgd_bounds(c, rates.polynomial_decay(1.0, 10.0 * L, 0.7), **common)
@@ -145,20 +157,16 @@ TINY = regimes.Settings(num_seeds=4, constant_steps=2000, decreasing_steps=3000,
 
 @pytest.fixture(scope="module")
 def tiny_report(tmp_path_factory):
-    """`write_report` at TINY settings: the output folder and what it wrote on stderr."""
-    import contextlib
-    import io
-
-    from experiments.report import write_report
-
-    out, stderr = tmp_path_factory.mktemp("report"), io.StringIO()
-    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
-        write_report(out, quick=True, settings=TINY)
-    return out, stderr.getvalue()
+    """`report.write` at TINY settings: the output folder, what it wrote on stderr and on
+    stdout, and what it returned."""
+    out, stderr, stdout = tmp_path_factory.mktemp("report"), io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
+        written = report.write(out, quick=True, settings=TINY)
+    return out, stderr.getvalue(), stdout.getvalue(), written
 
 
 def test_report_writes_the_documented_files(tiny_report):
-    out, _ = tiny_report
+    out, *_ = tiny_report
     results = json.loads((out / "results.json").read_text())
     assert set(results["regimes"]) == {r.name for r in regimes.REGIMES}
     for regime in results["regimes"].values():
@@ -175,8 +183,6 @@ def test_report_writes_the_documented_files(tiny_report):
     for name in ("report.md", "figure1.png", "ridge_logistic.png", "constant_step_sweep.png"):
         assert (out / name).stat().st_size > 0
     # Every bound and claim in the report names a registered certificate.
-    import proofs_check
-
     registered = {certificate.name for certificate in proofs_check.CERTIFICATES}
     report = (out / "report.md").read_text()
     for regime in results["regimes"].values():
@@ -190,12 +196,12 @@ def test_report_ratios_are_taken_over_the_fit_window_not_at_k_zero(tiny_report):
     """At k = 0 bound and measurement are both the initial error (ratio 1 by construction):
     the report's bound ÷ measured is recomputed here from the JSON over k ≥ the window
     start, and k = 0 never enters it."""
-    out, _ = tiny_report
+    out, *_ = tiny_report
     results = json.loads((out / "results.json").read_text())
     report = (out / "report.md").read_text()
     assert "worst ratio" not in report and "bound ÷ measured: min | range" in report
     compared = 0
-    for name, regime in results["regimes"].items():
+    for regime in results["regimes"].values():
         steps = np.asarray(regime["steps"])
         assert regime["fit_window_start"] >= 1.0
         for quantity, bound_key in (("iterate_error", "iterate_bound"), ("jacobian_error", "jacobian_bound")):
@@ -219,17 +225,17 @@ def test_bound_over_measured_leaves_out_k_zero_and_rounding():
     steps = np.array([0, 1, 10, 100, 1000])
     mean = np.array([1.0, 0.5, 0.1, 1e-3, 1e-31])
     bound = np.array([1.0, 0.9, 0.4, 2e-3, 1e-40])
-    ratios = regimes.bound_over_measured(steps, mean, bound, start=5, floor=1e-30)
+    ratios = rate_checks.bound_over_measured(steps, mean, bound, start=5, floor=1e-30)
     assert ratios == {"start": 5.0, "num_points": 2, "min": pytest.approx(2.0), "max": pytest.approx(4.0)}
-    assert regimes.bound_over_measured(steps, mean, bound, start=0.0)["num_points"] == 4  # k = 0 never counts
-    assert regimes.bound_over_measured(steps, mean, bound, start=1e4) is None
+    assert rate_checks.bound_over_measured(steps, mean, bound, start=0.0)["num_points"] == 4  # k = 0 never counts
+    assert rate_checks.bound_over_measured(steps, mean, bound, start=1e4) is None
 
 
 def test_figure1_steps_show_convergence_inside_the_bounds_conditions():
     """The constant-step and simple-interpolation columns of Figure 1 run at a step whose
     certified plateau (and floor 8ασ_J²/(μb)) lies well below the initial error ‖J*‖²_F,
     and which the bounds accept; the sweep still starts at 1/(2L)."""
-    for regime in (regimes.REGIMES[0], regimes.REGIMES[3]):
+    for regime in (regimes.CONSTANT, regimes.SIMPLE_INTERPOLATION):
         problem = regime.make_problem()
         c = problem.constants()
         schedule = regime.schedule(c)
@@ -237,10 +243,11 @@ def test_figure1_steps_show_convergence_inside_the_bounds_conditions():
         bounds = rates.bounds.sgd_bounds(c, schedule, batch_size=1, x0_error_sq=1.0, jac0_error_sq=jac0,
                                          jac_star_norm=jac0**0.5, steps=[0, 10**9])
         assert float(schedule.alpha) <= 0.5 / float(c.L)
-        assert bounds.jacobian[-1] < 0.6 * jac0
+        assert bounds.jacobian.values[-1] < 0.6 * jac0
         assert 8 * float(schedule.alpha) * float(c.sigma2_jac) / float(c.mu) < 0.6 * jac0
     assert regimes.SWEEP_FRACTIONS[0] == 0.5
-    assert regimes.REGIMES[0].num_steps(TINY) == TINY.constant_steps * 32  # α·K as at 1/(2L)
+    constants = regimes.CONSTANT.make_problem().constants()
+    assert regimes.CONSTANT.steps.num_steps(TINY, constants) == TINY.constant_steps * 32  # α·K as at 1/(2L)
 
 
 def test_resolution_floor_rises_for_small_steps():
@@ -250,17 +257,13 @@ def test_resolution_floor_rises_for_small_steps():
 
 
 def test_report_progress_writes_whole_lines_when_stderr_is_not_a_terminal(tiny_report):
-    _, stderr = tiny_report
+    _, stderr, *_ = tiny_report
     assert "\r" not in stderr
     lines = stderr.splitlines()
     assert [line.split(" [")[0] for line in lines] == [f"rate report {n}/9" for n in range(1, 10)]
 
 
 def test_progress_bar_falls_back_to_a_few_lines_off_a_terminal():
-    import io
-
-    from experiments.progress import progress_bar
-
     stream = io.StringIO()
     with progress_bar(35, "dsgd", stream=stream, max_lines=6) as progress:
         for task in range(35):
@@ -277,10 +280,6 @@ def test_progress_bar_falls_back_to_a_few_lines_off_a_terminal():
 
 
 def test_progress_bar_draws_a_tqdm_bar_on_a_terminal():
-    import io
-
-    from experiments.progress import progress_bar
-
     class Terminal(io.StringIO):
         def isatty(self):
             return True
@@ -294,23 +293,20 @@ def test_progress_bar_draws_a_tqdm_bar_on_a_terminal():
 
 def test_importing_figures_leaves_matplotlib_alone():
     """No backend is chosen and pyplot is not imported; saving still works."""
-    import subprocess
-    import sys
-
     script = (
         "import sys, matplotlib\n"
         "import experiments.figures\n"
         "assert matplotlib.rcParams._get_backend_or_none() is None, matplotlib.rcParams._get_backend_or_none()\n"
         "assert 'matplotlib.pyplot' not in sys.modules\n"
     )
-    environment = {k: v for k, v in __import__("os").environ.items() if k != "MPLBACKEND"}
+    environment = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=environment)
     assert completed.returncode == 0, completed.stderr
 
 
 @pytest.fixture(scope="module")
 def figure1_results():
-    return [regimes.run_regime(regime, TINY) for regime in regimes.REGIMES[:4]]
+    return [rate_checks.run_regime(regime, TINY) for regime in regimes.in_group(regimes.FIGURE1)]
 
 
 def _drawn(figure):
@@ -343,8 +339,6 @@ def _assert_readable(figure):
 
 
 def test_regime_figure_is_readable_and_clips_at_the_resolution(figure1_results):
-    from experiments import figures
-
     figure = figures.regime_figure(figure1_results, "Figure 1")
     _assert_readable(figure)
     labels = {text.get_text() for legend in (a.get_legend() for a in figure.axes) if legend
@@ -363,8 +357,6 @@ def test_regime_figure_is_readable_and_clips_at_the_resolution(figure1_results):
 
 
 def test_sweep_figure_is_readable():
-    from experiments import figures
-
     sweep = {"step_fractions": [0.5, 0.25, 0.125, 0.0625], "step_labels": ["1/(2L)", "1/(4L)", "1/(8L)", "1/(16L)"],
              "step_sizes": [0.023, 0.0115, 0.00574, 0.00287]}
     for quantity, level in (("iterate", 0.12), ("jacobian", 0.11)):
@@ -379,18 +371,36 @@ def test_sweep_figure_is_readable():
 
 def test_command_line_enables_float64_first(monkeypatch, tmp_path):
     """The library leaves x64 to its caller; `python -m rates` turns it on before any work."""
-    import experiments.report
-    from experiments.__main__ import main
-
     seen = []
-    monkeypatch.setattr(experiments.report, "write_report", lambda out, quick: seen.append(jax.config.read("jax_enable_x64"))
-                        or True)
+
+    def write(study, out, quick=False, settings=None):
+        seen.append((study.name, settings, jax.config.read("jax_enable_x64")))
+        return experiments.study.Written(None, {"ok": True}, ())
+
+    monkeypatch.setattr(experiments.study, "write", write)
     jax.config.update("jax_enable_x64", False)
     try:
-        assert main(["report", "--out", str(tmp_path), "--quick"]) == 0
+        assert experiments.__main__.main(["report", "--out", str(tmp_path), "--quick"]) == 0
     finally:
         jax.config.update("jax_enable_x64", True)
-    assert seen == [True]
+    assert seen == [("rate report", regimes.QUICK, True)]
+
+
+def test_command_line_passes_a_subset_of_models_in_the_settings(monkeypatch, tmp_path):
+    seen = []
+    monkeypatch.setattr(experiments.study, "write",
+                        lambda study, out, quick=False, settings=None: seen.append(settings)
+                        or experiments.study.Written(None, {"failed": False}, ()))
+    assert experiments.__main__.main(["dsgd", "--out", str(tmp_path), "--models", "textmsg", "walk"]) == 1
+    assert seen[0].models == ("textmsg", "walk") and seen[0].num_steps == experiments.dsgd.FULL.num_steps
+
+
+@pytest.mark.parametrize("package", ["rates", "experiments"])
+def test_command_line_runs_under_both_package_names(package):
+    completed = subprocess.run([sys.executable, "-m", package, "--help"], capture_output=True, text=True,
+                               cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.startswith(f"usage: python -m {package} ")
 
 
 def synthetic_violation_rate(factor, num_seeds=32, trials=400, seed=0):
@@ -413,3 +423,54 @@ def test_bound_verdict_calibration_on_synthetic_curves():
     ≥ 95% fails with probability < 1e-8 if the true rate were 0.99."""
     assert synthetic_violation_rate(1.0) <= 0.03
     assert synthetic_violation_rate(0.5) >= 0.95
+
+
+def test_the_report_reads_each_claim_from_its_bound(figure1_results, tiny_report):
+    """Rates, tight or upper bound, and their certificates come from the bound objects:
+    exponential upper bounds under double interpolation, a plateau named by
+    `sgd_interpolation` for the simple-interpolation floor, `O(1/k)` tight for decreasing
+    steps with the paper's `O(log(k)²/k)` as a further upper bound."""
+    by_name = {result.regime.name: result for result in figure1_results}
+    double = by_name["double_interpolation"]
+    assert {double.bounds.iterate.rate.kind, double.bounds.jacobian.rate.kind} == {RateKind.EXPONENTIAL}
+    assert all(v.claimed_slope is None for v in double.verdicts)
+    simple = by_name["simple_interpolation"].bounds
+    assert simple.jacobian.rate.kind is RateKind.PLATEAU and simple.jacobian.rate.certificate == "sgd_interpolation"
+    decreasing = by_name["decreasing"]
+    (alternative,) = decreasing.bounds.jacobian_alternatives
+    assert not alternative.rate.tight and alternative.rate.log_power == 2.0
+    assert set(decreasing.fitted["jacobian_alternatives"]) == {alternative.certificate}
+    out, _, stdout, written = tiny_report
+    text = (out / "report.md").read_text()
+    assert "| O(1/k), tight |" in text and "| exponential, upper bound |" in text and "| plateau, tight |" in text
+    assert f"`{alternative.certificate}` | {alternative.rate.describe()}, upper bound |" in text
+    assert "alpha <= 1/(2*L)" in text and "a*mu > 1" in text  # the conditions, with their numbers
+    results = json.loads((out / "results.json").read_text())["regimes"]
+    assert results["decreasing"]["jacobian_rate"]["tight"] is True
+    assert results["double_interpolation"]["iterate_rate"]["kind"] == "exponential"
+    assert all(isinstance(c, str) for c in results["constant"]["conditions"])
+    assert written.verdicts == {name: r["verdict"] == "pass" for name, r in results.items()} | {
+        "constant_step_sweep": json.loads((out / "results.json").read_text())["constant_step_sweep"]["verdict"]
+        == "pass"}
+    assert stdout.splitlines()[0].split() == ["constant", "pass" if written.verdicts["constant"] else "FAIL"]
+
+
+def test_regimes_are_grouped_by_figure_and_found_by_name():
+    assert regimes.in_group(regimes.FIGURE1) == regimes.REGIMES[:4]
+    assert regimes.groups() == (regimes.FIGURE1, regimes.RIDGE_LOGISTIC)
+    assert regimes.named("simple_interpolation") is regimes.SIMPLE_INTERPOLATION
+    with pytest.raises(ValueError, match="no regime named 'nope'"):
+        regimes.named("nope")
+
+
+def test_rounding_noise_counts_as_zero_only_under_interpolation():
+    """Interpolating problems compute σ² (and σ_J²) as rounding of about ε²L²‖x*‖², which the
+    rates must read as 0; a noisy problem keeps its noise."""
+    zeroed = {}
+    for mode in problems.INTERPOLATION_MODES:
+        problem = problems.least_squares(100, 5, mode, param_dim=2, seed=0)
+        x_star, jac_star = (np.asarray(f(problem.theta0)) for f in (problem.solution, problem.solution_jacobian))
+        constants, zeroed[mode] = rate_checks.without_rounding_noise(problem.constants(), float(np.sum(x_star**2)),
+                                                                     float(np.sum(jac_star**2)))
+        assert all(float(getattr(constants, name)) == 0.0 for name in zeroed[mode])
+    assert zeroed == {"none": (), "double": ("sigma2", "sigma2_jac"), "simple": ("sigma2",)}
