@@ -41,7 +41,7 @@ def main() -> None:
         for label, estimator, accuracies in estimator_runs(program, [REFERENCE_ETA]):
             accuracy = accuracies[0] if accuracies else None
 
-            def run():
+            def run(program=program, estimator=estimator, accuracy=accuracy):
                 return dsgd.train(program, estimator, key=key, accuracy=accuracy, num_steps=args.steps,
                                   log_every=args.steps, num_log_samples=2).theta
 

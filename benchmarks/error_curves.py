@@ -127,7 +127,8 @@ def main() -> None:
         print(f"  {name:16s}{seconds:10.0f} s, {seconds / times['error_curves']:8,.0f}× the time of error_curves "
               f"(target ≥ 1000)")
     print(f"\nRESULT error_curves/baseline = {ratio:.3f}; jitted loop/error_curves = "
-          f"{jitted_loop / times['error_curves']:.0f}; eager loop/error_curves = {eager_loop / times['error_curves']:.0f}")
+          f"{jitted_loop / times['error_curves']:.0f}; "
+          f"eager loop/error_curves = {eager_loop / times['error_curves']:.0f}")
 
 
 if __name__ == "__main__":

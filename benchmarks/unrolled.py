@@ -6,6 +6,7 @@ compilation, best of `--repeats`) and ratios:
 
 - primal SGD alone (vmap over seeds of a `lax.scan`), the reference;
 - forward mode (`derivatives.unrolled(mode="forward")`), p tangents per seed;
+- the Hessian-free tangent recursion (`mode="tangent"`, the method of `rates.error_curves`);
 - the explicit recursion (`mode="recursion"`), a d×d Hessian per step.
 
 The comparison with a Python loop of `jax.grad` calls is in `error_curves.py`.
@@ -41,7 +42,8 @@ def main() -> None:
     theta = problem.theta0
     alpha = 0.5 / float(problem.constants(theta).L)
     keys = jax.random.split(jax.random.key(0), args.seeds)
-    print(f"unrolled: weighted_ridge d = p = {args.dim}, S = {args.seeds} seeds, K = {args.steps} steps, batch 1, float64")
+    print(f"unrolled: weighted_ridge d = p = {args.dim}, S = {args.seeds} seeds, K = {args.steps} steps, batch 1, "
+          f"float64")
     print(machine(), "\n")
 
     @jax.jit
@@ -59,6 +61,7 @@ def main() -> None:
 
     rows = [("primal SGD (reference)", best_time(lambda: primal(keys), args.repeats))]
     rows.append(("forward mode", best_time(unrolled("forward"), args.repeats)))
+    rows.append(("tangent recursion", best_time(unrolled("tangent"), args.repeats)))
     if not args.skip_recursion:
         rows.append(("explicit recursion", best_time(unrolled("recursion"), args.repeats)))
 

@@ -1,5 +1,10 @@
 """How a derivative is obtained: through unrolled SGD, by the implicit function theorem,
-or by finite differences."""
+or by finite differences.
+
+Through SGD, the method is an object (`ForwardMode`, `ReverseMode`, `ExplicitRecursion`,
+`TangentRecursion`; `derivatives.sgd` holds the step and the loop they share) or its name
+in `MODES`, passed to `unrolled(..., mode=...)`.
+"""
 
 from derivatives import schedules
 from derivatives.estimators import (
@@ -11,7 +16,15 @@ from derivatives.estimators import (
 )
 from derivatives.finite_differences import central_difference_jacobian
 from derivatives.implicit import implicit_jacobian
-from derivatives.sgd import DivergenceError, StepSizeWarning
+from derivatives.sgd import (
+    DerivativeMethod,
+    DivergenceError,
+    ExplicitRecursion,
+    ForwardMode,
+    ReverseMode,
+    StepSizeWarning,
+    TangentRecursion,
+)
 from derivatives.smoothing import COVARIATES, NOISES, SAMPLINGS, smoothed_gradient
 from derivatives.unrolled import MODES, unrolled
 
@@ -22,8 +35,13 @@ __all__ = [
     "MODES",
     "NOISES",
     "SAMPLINGS",
+    "DerivativeMethod",
     "DivergenceError",
+    "ExplicitRecursion",
+    "ForwardMode",
+    "ReverseMode",
     "StepSizeWarning",
+    "TangentRecursion",
     "base_noise",
     "central_difference_jacobian",
     "estimate_gradient",

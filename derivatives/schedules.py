@@ -15,17 +15,35 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int, Real
 
 
 def _schedule(cls):
-    return jax.tree_util.register_dataclass(dataclasses.dataclass(frozen=True)(cls))
+    """A frozen dataclass and a pytree whose parameters are leaves and whose static fields are
+    metadata. JAX rebuilds pytrees from tracers and, when lowering, from placeholders: those
+    are rebuilt without `__init__`, so the checks (and the annotations) concern what a user passes."""
+    cls = dataclasses.dataclass(frozen=True)(cls)
+    fields = dataclasses.fields(cls)
+    data = tuple(field.name for field in fields if not field.metadata.get("static", False))
+    meta = tuple(field.name for field in fields if field.metadata.get("static", False))
+
+    def flatten_with_keys(schedule):
+        children = [(jax.tree_util.GetAttrKey(name), getattr(schedule, name)) for name in data]
+        return children, tuple(getattr(schedule, name) for name in meta)
+
+    def unflatten(static_values, children):
+        schedule = object.__new__(cls)
+        for name, value in (*zip(data, children), *zip(meta, static_values)):
+            object.__setattr__(schedule, name, value)
+        return schedule
+
+    jax.tree_util.register_pytree_with_keys(cls, flatten_with_keys, unflatten)
+    return cls
 
 
 def _positive(value, name: str):
-    # JAX rebuilds schedules from tracers and, when lowering, from placeholders: check numbers only.
-    if isinstance(value, jax.core.Tracer) or not isinstance(value, (numbers.Number, np.ndarray, np.generic,
-                                                                      jax.Array, list, tuple, str)):
+    # A traced value (a schedule built inside jit or vmap) cannot be checked.
+    if isinstance(value, jax.core.Tracer):
         return value
     array = np.asarray(value, dtype=np.float64)
     if array.shape != () or not np.isfinite(array) or array <= 0:
@@ -37,7 +55,7 @@ def _positive(value, name: str):
 class Constant:
     """`α_k = alpha`."""
 
-    alpha: Float[Array, ""] | float
+    alpha: Real[ArrayLike, ""]
 
     def __post_init__(self):
         object.__setattr__(self, "alpha", _positive(self.alpha, "alpha (the step size)"))
@@ -53,9 +71,9 @@ class PolynomialDecay:
     `β = 1` is `inverse_time`; `Σα_k = ∞` for every admissible β and `Σα_k² < ∞` iff β > ½.
     """
 
-    a: Float[Array, ""] | float
-    k0: Float[Array, ""] | float
-    beta: Float[Array, ""] | float = 1.0
+    a: Real[ArrayLike, ""]
+    k0: Real[ArrayLike, ""]
+    beta: Real[ArrayLike, ""] = 1.0
 
     def __post_init__(self):
         object.__setattr__(self, "a", _positive(self.a, "a (the step-size scale)"))
@@ -80,6 +98,9 @@ class FromFunction:
 
 
 Schedule = Constant | PolynomialDecay | FromFunction
+
+# What a driver accepts as `step_size`: a number > 0 (constant), a schedule, or a function `k ↦ α_k`.
+StepSize = numbers.Real | Float[ArrayLike, ""] | Schedule | Callable[[Int[Array, ""]], Float[ArrayLike, ""]]
 
 
 def constant(alpha: float) -> Constant:
@@ -107,8 +128,9 @@ def accuracy(eta0: float, r: float, scale: float = 1.0) -> PolynomialDecay:
                            * _positive(scale, "scale") ** r, 1.0, r)
 
 
-def as_schedule(step_size) -> Schedule:
-    """A schedule from a number (constant), a schedule, or a function `k ↦ α_k`."""
+def as_schedule(step_size: object) -> Schedule:
+    """A schedule from a number (constant), a schedule, or a function `k ↦ α_k` (a `StepSize`);
+    anything else is a `TypeError` that says what is accepted."""
     if isinstance(step_size, (Constant, PolynomialDecay, FromFunction)):
         return step_size
     if isinstance(step_size, (numbers.Real, np.ndarray, jax.Array)) and not isinstance(step_size, bool):

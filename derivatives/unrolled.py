@@ -1,4 +1,4 @@
-"""Derivatives of SGD iterates with respect to θ, by differentiating through the unrolled loop."""
+"""Derivatives of SGD iterates with respect to θ, through the unrolled loop of `derivatives.sgd`."""
 
 from __future__ import annotations
 
@@ -6,31 +6,40 @@ import functools
 
 import jax
 import jax.numpy as jnp
-from jax import lax
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
+from derivatives.schedules import StepSize
 from derivatives.sgd import (
+    DerivativeMethod,
+    ExplicitRecursion,
+    ForwardMode,
+    MinibatchSGD,
+    ReverseMode,
+    TangentRecursion,
     check_run,
-    derivative_step,
     divergence_error,
-    first_nonfinite_step,
-    minibatch,
-    sgd_step,
 )
+from problems import Problem
 
-MODES = ("forward", "reverse", "recursion")
+METHODS: dict[str, DerivativeMethod] = {
+    "forward": ForwardMode(),
+    "reverse": ReverseMode(),
+    "recursion": ExplicitRecursion(),
+    "tangent": TangentRecursion(),
+}
+MODES = tuple(METHODS)
 
 
 def unrolled(
-    problem,
-    theta,
+    problem: Problem,
+    theta: Float[ArrayLike, " p"],
     key: PRNGKeyArray,
     *,
-    step_size,
+    step_size: StepSize,
     num_steps: int,
     batch_size: int | None = 1,
-    mode: str = "forward",
-    x_init=None,
+    mode: str | DerivativeMethod = "forward",
+    x_init: Float[ArrayLike, " d"] | None = None,
 ) -> tuple[Float[Array, " d"], Float[Array, "d p"]]:
     """Run `num_steps` of minibatch SGD from `x_init` and return `(x_K, ∂θ x_K)`.
 
@@ -45,16 +54,20 @@ def unrolled(
     - `step_size`: a number > 0, a `rates` schedule, or a function `k ↦ α_k`.
     - `num_steps`: K ≥ 0. `batch_size`: minibatch size, or `None` for full-batch
       gradient descent.
-    - `mode`:
-        - `"forward"`: forward-mode autodiff (`jacfwd`) through a `lax.scan` of SGD steps;
-          p tangents ride along, memory O(dp), independent of K.
-        - `"reverse"`: reverse-mode autodiff (`jacrev`); the scan stores every iterate
-          and minibatch for the backward pass, memory O(K(d + b·|ξ|)). Cheaper than
-          forward only when p ≫ d.
-        - `"recursion"`: the explicit recursion `J_{k+1} = J_k − α_k(∇²ₓₓf J_k + ∇²ₓθf)`
-          at `x_k`, forming the d×d Hessian: O(d²p) per step.
+    - `mode`: a name from `MODES` or a derivative method object (`derivatives.sgd`):
+        - `"forward"` (`ForwardMode()`): forward-mode autodiff (`jacfwd`) through a
+          `lax.scan` of SGD steps; p tangents ride along, memory O(dp), independent of K.
+        - `"reverse"` (`ReverseMode()`): reverse-mode autodiff (`jacrev`); the scan stores
+          every iterate and minibatch for the backward pass, memory O(K(d + b·|ξ|)).
+          Cheaper than forward only when p ≫ d.
+        - `"recursion"` (`ExplicitRecursion()`): the explicit recursion
+          `J_{k+1} = J_k − α_k(∇²ₓₓf J_k + ∇²ₓθf)` at `x_k`, forming the d×d Hessian:
+          O(d²p) per step.
+        - `"tangent"` (`TangentRecursion()`): the same recursion as p Jacobian-vector
+          products of the gradient, without the Hessian: O(b·d·p) per step for a rank-b
+          minibatch Hessian. The method of `rates.error_curves`.
 
-      All three use the same minibatches for the same key.
+      All use the same minibatches for the same key and agree up to rounding.
 
     **Returns:** `(x_K, J_K)` with shapes `(d,)` and `(d, p)`.
 
@@ -65,10 +78,10 @@ def unrolled(
 
     Works under `jit` and `vmap` (over keys, θ or initial points).
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    method = derivative_method(mode)
     theta, key, schedule, x_init = check_run(problem, theta, key, step_size, num_steps, batch_size, x_init)
-    x, jac, first_nonfinite = _unrolled(problem, theta, key, schedule, x_init, num_steps, batch_size, mode)
+    x, jac, first_nonfinite = _unrolled(MinibatchSGD(problem, schedule, batch_size), theta, key, x_init,
+                                        num_steps, method)
     if not isinstance(x, jax.core.Tracer):
         if int(first_nonfinite) >= 0:
             raise divergence_error(problem, theta, schedule, f"from step k = {int(first_nonfinite)} on")
@@ -77,32 +90,18 @@ def unrolled(
     return x, jac
 
 
-@functools.partial(jax.jit, static_argnames=("num_steps", "batch_size", "mode"))
-def _unrolled(problem, theta, key, schedule, x_init, num_steps, batch_size, mode):
-    """`(x_K, J_K, k̂)` with k̂ the first step whose iterate is not finite (−1 if none)."""
-    no_step = jnp.asarray(-1, jnp.int64)
-    if mode == "recursion":
-        def step(carry, k):
-            x, jac, first = carry
-            batch = minibatch(problem, key, k, batch_size)
-            alpha = schedule(k)
-            x_next = sgd_step(problem, theta, batch, x, alpha)
-            return (x_next, derivative_step(problem, theta, batch, x, jac, alpha),
-                    first_nonfinite_step(first, k + 1, x_next)), None
+def derivative_method(mode: str | DerivativeMethod) -> DerivativeMethod:
+    """The method named `mode` (one of `MODES`), or `mode` itself if it is a method object."""
+    if isinstance(mode, str):
+        if mode not in METHODS:
+            raise ValueError(f"mode must be one of {MODES} or a derivative method, got {mode!r}")
+        return METHODS[mode]
+    if not isinstance(mode, DerivativeMethod):
+        raise ValueError(f"mode must be one of {MODES} or a derivative method (an object with a `solve` "
+                         f"method, e.g. derivatives.TangentRecursion()), got {mode!r}")
+    return mode
 
-        jac_init = jnp.zeros((problem.dim, theta.shape[0]))
-        (x, jac, first), _ = lax.scan(step, (x_init, jac_init, no_step), jnp.arange(num_steps))
-        return x, jac, first
 
-    def final_iterate(theta_):
-        def step(carry, k):
-            x, first = carry
-            x_next = sgd_step(problem, theta_, minibatch(problem, key, k, batch_size), x, schedule(k))
-            return (x_next, first_nonfinite_step(first, k + 1, x_next)), None
-
-        (x, first), _ = lax.scan(step, (x_init, no_step), jnp.arange(num_steps))
-        return x, (x, first)
-
-    differentiate = jax.jacfwd if mode == "forward" else jax.jacrev
-    jac, (x, first) = differentiate(final_iterate, has_aux=True)(theta)
-    return x, jac, first
+@functools.partial(jax.jit, static_argnames=("num_steps", "method"))
+def _unrolled(sgd, theta, key, x_init, num_steps, method):
+    return method.solve(sgd, theta, x_init, key, num_steps)

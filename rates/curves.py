@@ -3,12 +3,15 @@
 For S seeds and K steps, the mean and standard error over seeds of
 
 - `‖x_k − x*‖²`           (`iterate_error`),
-- `‖J_k − J*‖²_F`         (`jacobian_error`, `J_k = ∂θ x_k` by forward mode),
+- `‖J_k − J*‖²_F`         (`jacobian_error`, `J_k = ∂θ x_k` by the Hessian-free tangent
+                           recursion `derivatives.sgd.TangentRecursion`),
 - `F(x_k) − F(x*)`        (`suboptimality`),
 
-are recorded at log-spaced checkpoints. Between checkpoints a `fori_loop` runs the
-steps, so memory holds the iterates and Jacobians of the seeds in flight and the
-C checkpoint statistics, whatever K is.
+are recorded at log-spaced checkpoints. The steps are those of `derivatives.unrolled`
+(`mode="tangent"`): the same SGD step and loop (`derivatives.sgd.iterate_segments`, a
+`fori_loop` between checkpoints), and the same minibatches for the same key. Memory
+holds the iterates and Jacobians of the seeds in flight and the C checkpoint
+statistics, whatever K is.
 
 **Scale-out.** The seed axis is split over every JAX device (`jax.devices()`: all
 local GPUs, or every device of every process after `jax.distributed.initialize()`)
@@ -26,20 +29,34 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-from jaxtyping import Float, Int
+from jaxtyping import ArrayLike, Float, Int, PRNGKeyArray
 
-from derivatives.sgd import check_run, divergence_error, minibatch, tangent_step
+from derivatives.schedules import StepSize
+from derivatives.sgd import (
+    MinibatchSGD,
+    TangentRecursion,
+    check_run,
+    divergence_error,
+    iterate_segments,
+    stepwise_advance,
+)
+from problems import Problem
 from problems.validation import check_count
 
 STATISTICS = ("iterate_error", "jacobian_error", "suboptimality")
 
 SEED_AXIS = "seeds"
+
+# The derivative: forward-mode tangents without the Hessian, stored as Jᵀ.
+METHOD = TangentRecursion()
 
 # On a CPU, chunks whose Jacobians stay in cache (d = p = 64: 32–64 seeds, 1–2 MiB)
 # measured up to 10% faster than all 256 seeds at once, and they bound the memory of a
@@ -69,7 +86,7 @@ class Curves:
         }
 
 
-def checkpoints(num_steps: int, num_checkpoints: int) -> np.ndarray:
+def checkpoints(num_steps: int, num_checkpoints: int) -> Int[np.ndarray, " C"]:
     """`0` and about `num_checkpoints − 1` distinct log-spaced steps in `[1, num_steps]`."""
     if num_steps == 0:
         return np.zeros(1, dtype=np.int64)
@@ -77,26 +94,27 @@ def checkpoints(num_steps: int, num_checkpoints: int) -> np.ndarray:
     return np.concatenate([[0], spaced])
 
 
-def seed_mesh(devices=None) -> Mesh:
+def seed_mesh(devices: Sequence[jax.Device] | np.ndarray | None = None) -> Mesh:
     """A one-axis mesh named `"seeds"` over `devices` (default: every device of every process)."""
     return Mesh(np.asarray(jax.devices() if devices is None else devices), (SEED_AXIS,))
 
 
 def error_curves(
-    problem,
-    theta=None,
+    problem: Problem,
+    theta: Float[ArrayLike, " p"] | None = None,
     *,
-    step_size,
+    step_size: StepSize,
     num_steps: int,
     num_seeds: int,
     batch_size: int | None = 1,
-    key=None,
+    key: PRNGKeyArray | None = None,
     num_checkpoints: int = 32,
-    x_init=None,
+    x_init: Float[ArrayLike, " d"] | None = None,
     mesh: Mesh | None = None,
     seeds_per_chunk: int | None = None,
 ) -> Curves:
-    """Run SGD and its forward-mode derivative from `num_seeds` seeds; return the curves.
+    """Run SGD and its derivative (forward mode, by the tangent recursion) from `num_seeds`
+    seeds; return the curves.
 
     **Arguments:**
 
@@ -139,7 +157,7 @@ def error_curves(
     )
 
 
-def compiled_memory(problem, theta=None, **options) -> int:
+def compiled_memory(problem: Problem, theta: Float[ArrayLike, " p"] | None = None, **options: Any) -> int:
     """Bytes that the compiled `error_curves(problem, theta, **options)` allocates on each
     device (arguments, outputs and temporaries, as XLA plans them), without running it.
 
@@ -194,34 +212,24 @@ def _curves(problem, theta, key, schedule, x_init, segment_lengths, batch_size, 
     value_star = problem.objective(x_star, theta)
     # Padding seeds repeat real keys; their statistics are dropped before the reduction.
     keys = jax.random.split(key, num_seeds)[jnp.arange(padded) % num_seeds]
+    advance = stepwise_advance(METHOD, MinibatchSGD(problem, schedule, batch_size), theta)
 
-    def one_seed(key, initial_state):
-        def advance(state, step):
-            batch = minibatch(problem, key, step, batch_size)
-            return tangent_step(problem, theta, batch, *state, schedule(step))
-
-        def segment(carry, length):
-            state, step = carry
-            state = lax.fori_loop(0, length, lambda i, s: advance(s, step + i), state)
-            x, tangents = state
-            statistics = jnp.stack([
-                jnp.sum((x - x_star) ** 2),
-                jnp.sum((tangents - jac_star.T) ** 2),
-                problem.objective(x, theta) - value_star,
-            ])
-            return (state, step + length), statistics
-
-        return lax.scan(segment, (initial_state, jnp.asarray(0, jnp.int64)), segment_lengths)[1]
+    def statistics(state, k, index):
+        x, tangents = state  # tangents = Jᵀ, compared in their own (contiguous) layout
+        return jnp.stack([
+            jnp.sum((x - x_star) ** 2),
+            jnp.sum((tangents - jac_star.T) ** 2),
+            problem.objective(x, theta) - value_star,
+        ])
 
     def on_device(local_keys):
         # Each device's iterates are its own ("varying" over the mesh). Left invariant,
         # the gradient in x would be transposed into a sum over devices.
-        initial_state = jax.tree.map(
-            lambda leaf: lax.pcast(leaf, SEED_AXIS, to="varying"),
-            (x_init, jnp.zeros((theta.shape[0], problem.dim))),
-        )
+        initial_state = jax.tree.map(lambda leaf: lax.pcast(leaf, SEED_AXIS, to="varying"),
+                                     (x_init, METHOD.init(x_init, theta)))
+        one_seed = lambda key: iterate_segments(advance, initial_state, key, segment_lengths, statistics)[1]  # noqa: E731
         chunks = local_keys.reshape(-1, chunk)
-        per_seed = lax.map(jax.vmap(lambda key: one_seed(key, initial_state)), chunks)
+        per_seed = lax.map(jax.vmap(one_seed), chunks)
         return per_seed.reshape(local_keys.shape[0], *per_seed.shape[2:])
 
     per_seed = jax.shard_map(on_device, mesh=mesh, in_specs=PartitionSpec(SEED_AXIS),

@@ -15,12 +15,14 @@ ELBO when `Σγ_k = ∞` (a ≤ 1), `Σγ_k² η_k^(−ℓ) < ∞` (2a − rℓ 
 procedure.
 
 The experiments of the paper instead run Adam with a constant step and
-`η_k = η·(4000/(k + 1))^r` (`paper_accuracy`); the same driver runs both, and Fixed-η
-smoothing is the driver with a constant accuracy schedule.
+`η_k = η·(4000/(k + 1))^r` (`paper_accuracy`; `paper_adam` is their Adam); the same driver
+runs both, with any Optax optimiser, and Fixed-η smoothing is the driver with a constant
+accuracy schedule.
 
-`train` runs everything under one `jit`: an outer `lax.scan` over logging points, an inner
-`fori_loop` over the steps between them. At each logging point it records the crisp ELBO
-(a Monte Carlo mean) and the estimator's variance at the current θ (and, for smoothed
+`train` runs everything under one `jit`, in the SGD loop of `derivatives.sgd`
+(`iterate_segments`: an outer `lax.scan` over logging points, an inner `fori_loop` over the
+steps between them, step k drawing its estimates with `fold_in(key, k)`). At each logging
+point it records the crisp ELBO (a Monte Carlo mean) and the estimator's variance at the current θ (and, for smoothed
 estimators, the current η_k) from i.i.d. single-sample estimates: the mean per-component
 variance and the variance of the Euclidean norm (divisor n − 1). Memory does not grow
 with the number of steps.
@@ -34,20 +36,31 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
+from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
 import derivatives
-from derivatives.schedules import PolynomialDecay, Schedule, accuracy, as_schedule, polynomial_decay
-from problems.validation import as_key, require_x64
+from derivatives.schedules import PolynomialDecay, Schedule, StepSize, accuracy, as_schedule, polynomial_decay
+from derivatives.sgd import iterate_segments
+from problems.programs import Program
+from problems.validation import as_key, check_count, require_x64
 from proofs_check.smoothing import dsgd_schedule_admissible, dsgd_schedule_conditions
-from rates.fit import fit_power_law
+from rates.fit import RateFit, fit_power_law
 
 OPTIMIZERS = ("adam", "sgd")
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPSILON = 1e-8
+PAPER_STEP_SIZE = 0.0015
+# Optax mixes Python floats with its int32 step counters (Adam's bias correction `β^t`),
+# which JAX's strict dtype promotion refuses: the trainer runs the optimiser's `init` and
+# `update` under standard promotion, whatever the caller's setting (the result is float64).
+OPTAX_PROMOTION = "standard"
 PAPER_SCALE = 4000.0
 
 
@@ -57,12 +70,12 @@ class Trace:
     is the final θ): the crisp ELBO, the estimator's mean per-component variance and the
     variance of its norm, and the accuracy coefficient η_k in use (NaN if none)."""
 
-    steps: np.ndarray
-    elbo: np.ndarray
-    avg_variance: np.ndarray
-    norm_variance: np.ndarray
-    eta: np.ndarray
-    theta: np.ndarray
+    steps: Int[np.ndarray, " P"]
+    elbo: Float[np.ndarray, " P"]
+    avg_variance: Float[np.ndarray, " P"]
+    norm_variance: Float[np.ndarray, " P"]
+    eta: Float[np.ndarray, " P"]
+    theta: Float[np.ndarray, " p"]
 
 
 def paper_accuracy(eta: float, r: float) -> PolynomialDecay:
@@ -86,10 +99,28 @@ def theory_schedules(nesting_depth: int, *, c: float, eta0: float, a: float = 0.
     return polynomial_decay(c, 1.0, a), accuracy(eta0, r, 1.0)
 
 
-def train(program, estimator: str, *, key, accuracy: Schedule | float | None = None, optimizer: str = "adam",
-          step_size: Schedule | float = 0.0015, num_steps: int = 10_000, num_samples: int = 16,
-          log_every: int = 100, num_log_samples: int = 1000, theta0=None) -> Trace:
+def paper_adam(step_size: StepSize = PAPER_STEP_SIZE) -> optax.GradientTransformation:
+    """Adam as the paper's experiments run it: β = (0.9, 0.999), ε = 1e−8, step `step_size`
+    (a number or a schedule `k ↦ α_k`). Step k = 0, 1, … (Kingma and Ba, 2015):
+
+        M_k = β₁M_{k−1} + (1 − β₁)G_k,  S_k = β₂S_{k−1} + (1 − β₂)G_k²,
+        θ_{k+1} = θ_k − α_k·[M_k/(1 − β₁^(k+1))] / (√(S_k/(1 − β₂^(k+1))) + ε),
+
+    with `G_k` the gradient it is given and k its own step counter. `optax.adam`'s update
+    needs JAX's standard dtype promotion (`OPTAX_PROMOTION`), which `train` provides.
+    """
+    return optax.adam(as_schedule(step_size), b1=ADAM_BETAS[0], b2=ADAM_BETAS[1], eps=ADAM_EPSILON)
+
+
+def train(program: Program, estimator: str, *, key: PRNGKeyArray, accuracy: StepSize | None = None,
+          optimizer: str | optax.GradientTransformation = "adam", step_size: StepSize | None = None,
+          num_steps: int = 10_000, num_samples: int = 16, log_every: int = 100, num_log_samples: int = 1000,
+          theta0: Float[ArrayLike, " p"] | None = None) -> Trace:
     """Maximise the ELBO of `program` with `estimator` and record the ELBO and the variance.
+
+    Step k draws `num_samples` single-sample estimates with the key `fold_in(k₁, k)` (`k₁`
+    the optimisation half of `key`), averages them into `ĝ_k` and hands `−ĝ_k`, the gradient
+    of −ELBO, to the optimiser, which minimises.
 
     **Arguments:**
 
@@ -97,10 +128,13 @@ def train(program, estimator: str, *, key, accuracy: Schedule | float | None = N
     - `estimator`: one of `derivatives.ESTIMATORS`; `"smoothed"` needs `accuracy`.
     - `key`: a JAX key; it is split into an optimisation stream and a logging stream.
     - `accuracy`: η_k, a schedule or a number (constant η, "Fixed"); ignored unless smoothed.
-    - `optimizer`: `"adam"` (β = (0.9, 0.999), ε = 1e−8, as in the paper) or `"sgd"`.
-    - `step_size`: the step, a number or a schedule `k ↦ γ_k` (Adam's α or SGD's γ).
+    - `optimizer`: any Optax `GradientTransformation` (it receives `−ĝ_k` and `θ_k`; its
+      state starts from `optimizer.init(θ₀)`), or a name: `"adam"` (`paper_adam(step_size)`,
+      the paper's Adam) or `"sgd"` (`optax.sgd(step_size)`: `θ_{k+1} = θ_k + γ_k ĝ_k`).
+    - `step_size`: for a named optimiser, its step: a number or a schedule `k ↦ γ_k`
+      (default 0.0015); a transformation carries its own, so it must then be `None`.
     - `num_steps`: a multiple of `log_every`; `num_samples`: estimates averaged per step.
-    - `num_log_samples`: samples for the ELBO and for the variance at each logging point.
+    - `num_log_samples`: samples (≥ 2) for the ELBO and for the variance at each logging point.
     - `theta0`: initial parameters (default `program.theta0`).
 
     **Returns:** a `Trace` with `num_steps/log_every + 1` logging points.
@@ -113,7 +147,8 @@ def train(program, estimator: str, *, key, accuracy: Schedule | float | None = N
                 num_log_samples=num_log_samples, theta0=theta0, batched=False)[0]
 
 
-def train_grid(program, accuracies, *, key, **options) -> list[Trace]:
+def train_grid(program: Program, accuracies: Sequence[StepSize], *, key: PRNGKeyArray, **options: Any,
+               ) -> list[Trace]:
     """`train(program, "smoothed", accuracy=a, key=key, **options)` for every `a` in
     `accuracies` (schedules of one kind, e.g. constant η's, or `paper_accuracy` at several
     η), as one compiled computation vmapped over the schedules: the same keys, hence the
@@ -123,20 +158,16 @@ def train_grid(program, accuracies, *, key, **options) -> list[Trace]:
     return _run(program, "smoothed", list(accuracies), key=key, batched=True, **options)
 
 
-def _run(program, estimator, accuracies, *, key, optimizer="adam", step_size=0.0015, num_steps=10_000,
+def _run(program, estimator, accuracies, *, key, optimizer="adam", step_size=None, num_steps=10_000,
          num_samples=16, log_every=100, num_log_samples=1000, theta0=None, batched):
     require_x64()
     key = as_key(key)
     if estimator not in derivatives.ESTIMATORS:
         raise ValueError(f"estimator must be one of {derivatives.ESTIMATORS}, got {estimator!r}")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-    for name, value in (("num_steps", num_steps), ("num_samples", num_samples), ("log_every", log_every),
-                        ("num_log_samples", num_log_samples)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if num_log_samples < 2:
-        raise ValueError(f"num_log_samples must be at least 2 (a sample variance), got {num_log_samples}")
+    step_size = _check_optimizer(optimizer, step_size)
+    for name, value in (("num_steps", num_steps), ("num_samples", num_samples), ("log_every", log_every)):
+        check_count(value, name)
+    check_count(num_log_samples, "num_log_samples (a sample variance needs two)", minimum=2)
     if num_steps % log_every:
         raise ValueError(f"num_steps ({num_steps}) must be a multiple of log_every ({log_every})")
     theta0 = program.theta0 if theta0 is None else theta0
@@ -154,9 +185,9 @@ def _run(program, estimator, accuracies, *, key, optimizer="adam", step_size=0.0
         treedef = structures.pop()
         stacked = [jnp.stack([jnp.asarray(leaf, jnp.float64) for leaf in leaves])
                    for leaves in zip(*(jax.tree.leaves(schedule) for schedule in schedules))]
-        results = _train_batched(*static, treedef, theta0, as_schedule(step_size), stacked, key)
+        results = _train_batched(*static, treedef, theta0, step_size, stacked, key)
     else:
-        results = jax.tree.map(lambda x: x[None], _train(*static, theta0, as_schedule(step_size), schedules[0], key))
+        results = jax.tree.map(lambda x: x[None], _train(*static, theta0, step_size, schedules[0], key))
     results = [np.asarray(x) for x in results]
     traces = []
     for i in range(len(schedules)):
@@ -166,22 +197,32 @@ def _run(program, estimator, accuracies, *, key, optimizer="adam", step_size=0.0
     return traces
 
 
-def adam_step(theta, first, second, descent, k, alpha):
-    """One Adam update (Kingma and Ba, 2015) of `theta` along `−descent`, k = 0, 1, …:
+def _check_optimizer(optimizer, step_size) -> Schedule | None:
+    """The step-size schedule of a named optimiser (`None` for a transformation, which has its own)."""
+    if isinstance(optimizer, str):
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS} or an optax.GradientTransformation, "
+                             f"got {optimizer!r}")
+        return as_schedule(PAPER_STEP_SIZE if step_size is None else step_size)
+    if not isinstance(optimizer, optax.GradientTransformation):
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS} or an optax.GradientTransformation, "
+                         f"got {optimizer!r}")
+    if step_size is not None:
+        raise ValueError("step_size is for a named optimizer; an optax.GradientTransformation carries its own "
+                         "learning rate")
+    return None
 
-        M_k = β₁M_{k−1} + (1 − β₁)G_k,  S_k = β₂S_{k−1} + (1 − β₂)G_k²,
-        θ_{k+1} = θ_k − α·[M_k/(1 − β₁^(k+1))] / (√(S_k/(1 − β₂^(k+1))) + ε).
 
-    **Returns:** `(θ_{k+1}, M_k, S_k)`."""
-    beta1, beta2 = ADAM_BETAS
-    first = beta1 * first + (1 - beta1) * descent
-    second = beta2 * second + (1 - beta2) * descent**2
-    t = jnp.asarray(k, jnp.float64) + 1
-    corrected = (first / (1 - beta1**t)) / (jnp.sqrt(second / (1 - beta2**t)) + ADAM_EPSILON)
-    return theta - alpha * corrected, first, second
+def _transformation(optimizer, step_size):
+    # Built inside the computation from the traced schedule, so a new step size does not recompile.
+    if optimizer == "adam":
+        return paper_adam(step_size)
+    if optimizer == "sgd":
+        return optax.sgd(step_size)
+    return optimizer
 
 
-def variance_statistics(samples):
+def variance_statistics(samples: Float[Array, "n p"]) -> tuple[Float[Array, ""], Float[Array, ""]]:
     """`(mean per-component variance, variance of the norm)` of single-sample estimates
     `samples` (shape (n, p)), both with divisor n − 1."""
     component = jnp.mean(jnp.var(samples, axis=0, ddof=1))
@@ -190,22 +231,22 @@ def variance_statistics(samples):
 
 
 def _train_one(program, estimator, optimizer, smoothed, num_steps, num_samples, log_every, num_log_samples,
-           theta0, step_size, accuracy_schedule, key):
+               theta0, step_size, accuracy_schedule, key):
     optimisation_key, logging_key = jax.random.split(key)
+    transformation = _transformation(optimizer, step_size)
 
     def eta_at(k):
         return accuracy_schedule(k) if smoothed else None
 
-    def update(k, state):
-        theta, first, second = state
-        gradient = derivatives.estimate_gradient(program, theta, jax.random.fold_in(optimisation_key, k), estimator,
-                                                 num_samples, eta_at(k))
-        alpha = step_size(k)
-        if optimizer == "sgd":
-            return theta + alpha * gradient, first, second
-        return adam_step(theta, first, second, -gradient, k, alpha)  # Adam minimises −ELBO
+    def advance(state, k, step_key):
+        theta, optimizer_state = state
+        gradient = derivatives.estimate_gradient(program, theta, step_key, estimator, num_samples, eta_at(k))
+        with jax.numpy_dtype_promotion(OPTAX_PROMOTION):
+            updates, optimizer_state = transformation.update(-gradient, optimizer_state, theta)  # minimise −ELBO
+        return optax.apply_updates(theta, updates), optimizer_state
 
-    def log(theta, k, point):
+    def log(state, k, point):
+        theta = state[0]
         elbo_key, variance_key = jax.random.split(jax.random.fold_in(logging_key, point))
         elbo = program.elbo(theta, elbo_key, num_log_samples)
         samples = derivatives.gradient_samples(program, theta, variance_key, estimator, num_log_samples, eta_at(k))
@@ -213,18 +254,12 @@ def _train_one(program, estimator, optimizer, smoothed, num_steps, num_samples, 
         eta = accuracy_schedule(k) if smoothed else jnp.nan
         return k, elbo, component, norm, jnp.asarray(eta, jnp.float64)
 
-    def segment(state, point):
-        start = point * log_every
-        record = log(state[0], start, point)
-        state = jax.lax.fori_loop(start, start + log_every, update, state)
-        return state, record
-
-    zeros = jnp.zeros_like(theta0)
-    num_points = num_steps // log_every
-    state, records = jax.lax.scan(segment, (theta0, zeros, zeros), jnp.arange(num_points))
-    final = log(state[0], jnp.asarray(num_steps), num_points)
-    records = tuple(jnp.concatenate([r, jnp.asarray(f)[None]]) for r, f in zip(records, final))
-    return (*records, state[0])
+    # A first segment of no steps logs θ₀; then one segment per logging interval.
+    segment_lengths = jnp.full(num_steps // log_every + 1, log_every, jnp.int64).at[0].set(0)
+    with jax.numpy_dtype_promotion(OPTAX_PROMOTION):
+        optimizer_state = transformation.init(theta0)
+    (theta, _), records = iterate_segments(advance, (theta0, optimizer_state), optimisation_key, segment_lengths, log)
+    return (*records, theta)
 
 
 _STATIC = (0, 1, 2, 3, 4, 5, 6, 7)
@@ -240,8 +275,18 @@ def _train_batched(program, estimator, optimizer, smoothed, num_steps, num_sampl
     return jax.vmap(one)(schedule_leaves)
 
 
-def fitted_variance_slope(etas, variances, standard_errors=None):
-    """A `rates.fit.RateFit` of log variance against log η over every point, with its 95%
-    interval; the points are independent (one key per η), hence `correlated=False`."""
+def fitted_variance_slope(etas: Float[ArrayLike, " n"], variances: Float[ArrayLike, " n"],
+                          standard_errors: Float[ArrayLike, " n"] | None = None) -> RateFit:
+    """The slope of the estimator's variance against the accuracy coefficient η on log–log
+    axes: a `rates.fit.RateFit` of log variance against log η over every point, with its 95%
+    interval. The theory bounds the variance by `O(η^(−ℓ))` (nesting depth ℓ), so a slope
+    significantly below −ℓ refutes it (`rates.fit.no_steeper_than(fit, −ℓ)`).
+
+    **Arguments:** `etas` (> 0), `variances` (> 0) measured at them and optionally their
+    `standard_errors`. The points must be independent (one key per η), hence
+    `correlated=False`: not the variances of one `train_grid`, which share their keys.
+
+    **Returns:** the `RateFit`; `fit.slope` is `(lower, estimate, upper)`.
+    """
     return fit_power_law(etas, variances, standard_errors, start=float(np.min(etas)), correlated=False)
 

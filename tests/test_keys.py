@@ -18,11 +18,13 @@ import derivatives
 import problems
 import rates
 import rates.dsgd
+from derivatives.sgd import MinibatchSGD
 from problems import programs
 
 RIDGE = problems.ridge(20, 3, seed=0)
 MIXTURE = programs.mixture1d()
 SUM = lambda y: jnp.sum(jnp.sign(y))  # noqa: E731
+SGD = MinibatchSGD(RIDGE, rates.constant(0.01), 1)
 
 ENTRY_POINTS = {
     "problems.FiniteSumProblem.sample": lambda key: RIDGE.sample(key, 3),
@@ -37,6 +39,12 @@ ENTRY_POINTS = {
     "derivatives.base_noise": lambda key: derivatives.base_noise(MIXTURE, key, 4),
     "derivatives.smoothed_gradient": lambda key: derivatives.smoothed_gradient(SUM, jnp.zeros(2), key,
                                                                                num_samples=8),
+    **{f"derivatives.{method}.solve": lambda key, method=method: getattr(derivatives, method)().solve(
+        SGD, RIDGE.theta0, jnp.zeros(RIDGE.dim), key, 5) for method in ("ForwardMode", "ReverseMode",
+                                                                        "ExplicitRecursion", "TangentRecursion")},
+    # The protocol's `solve`, as every method implements it.
+    "derivatives.DerivativeMethod.solve": lambda key: derivatives.TangentRecursion().solve(
+        SGD, RIDGE.theta0, jnp.zeros(RIDGE.dim), key, 5),
     "rates.error_curves": lambda key: rates.error_curves(RIDGE, step_size=0.01, num_steps=5, num_seeds=2,
                                                          key=key, num_checkpoints=3).as_dict(),
     "rates.dsgd.train": lambda key: rates.dsgd.train(MIXTURE, "score", key=key, num_steps=4, log_every=2,
