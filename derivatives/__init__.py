@@ -6,7 +6,7 @@ Through SGD, the method is an object (`ForwardMode`, `ReverseMode`, `ExplicitRec
 in `MODES`, passed to `unrolled(..., mode=...)`.
 """
 
-from derivatives import schedules
+from derivatives import noises, schedules
 from derivatives.estimators import (
     BOUNDARY_VARIANTS,
     ESTIMATORS,
@@ -16,6 +16,7 @@ from derivatives.estimators import (
 )
 from derivatives.finite_differences import central_difference_jacobian
 from derivatives.implicit import implicit_jacobian
+from derivatives.noises import SYMMETRIC_NOISES
 from derivatives.sgd import (
     DerivativeMethod,
     DivergenceError,
@@ -35,6 +36,7 @@ __all__ = [
     "MODES",
     "NOISES",
     "SAMPLINGS",
+    "SYMMETRIC_NOISES",
     "DerivativeMethod",
     "DivergenceError",
     "ExplicitRecursion",
@@ -47,6 +49,7 @@ __all__ = [
     "estimate_gradient",
     "gradient_samples",
     "implicit_jacobian",
+    "noises",
     "schedules",
     "smoothed_gradient",
     "unrolled",

@@ -42,8 +42,8 @@ reparameterised, `z = θ + ε` with `ε ~ N(0, 1)`; φ is the standard normal de
 6. `dsgd_schedule`: for `γ_k = c k^(−a)`, `η_k = η₀ k^(−r)` and depth ℓ (variance
    `O(η^(−ℓ))`), the conditions of the DSGD convergence theorem are `Σγ_k = ∞` iff
    `a ≤ 1`, `Σγ_k² η_k^(−ℓ) < ∞` iff `2a − rℓ > 1` (the term is
-   `c²η₀^(−ℓ) k^(−(2a − rℓ))`), and `η_k → 0` iff `r > 0`. `dsgd_schedule_admissible`
-   decides them in exact rational arithmetic from these certified conditions.
+   `c²η₀^(−ℓ) k^(−(2a − rℓ))`), and `η_k → 0` iff `r > 0`. `rates.bounds.DSGD_SCHEDULE`
+   decides them on a run's exponents in exact rational arithmetic.
 
 References: D. Wagner, B. Khajwal and C.-H. L. Ong, *Diagonalisation SGD: Fast &
 Convergent SGD for Non-Differentiable Models via Reparameterisation and Smoothing*,
@@ -52,9 +52,7 @@ arXiv:2402.11752.
 
 from __future__ import annotations
 
-import fractions
 import functools
-import numbers
 
 import sympy as sp
 
@@ -353,45 +351,6 @@ DSGD_SCHEDULE = Certificate(
         ("r >= 0 (constant accuracy allowed)", {**DSGD_CONDITIONS, "accuracy_vanishes": r_exp >= 0}),
     ),
 )
-
-
-def _exact(value, name):
-    """An exact rational: ints, `Fraction`s and strings as they are, floats by their
-    shortest decimal representation (0.9 is 9/10, not the nearest binary fraction)."""
-    if isinstance(value, sp.Basic) and value.is_Rational:
-        return sp.Rational(value)
-    if isinstance(value, bool) or not isinstance(value, (numbers.Real, str)):
-        raise TypeError(f"{name} must be a real number (int, Fraction, float or str), got {value!r}")
-    try:
-        if isinstance(value, numbers.Rational):
-            exact = fractions.Fraction(int(value.numerator), int(value.denominator))
-        elif isinstance(value, str):
-            exact = fractions.Fraction(value)
-        else:
-            exact = fractions.Fraction(repr(float(value)))
-    except (ValueError, ZeroDivisionError, OverflowError) as error:
-        raise ValueError(f"{name} must be a finite number, got {value!r}") from error
-    return sp.Rational(exact.numerator, exact.denominator)
-
-
-def dsgd_schedule_conditions(a, r, ell) -> dict[str, bool]:
-    """The three conditions of `dsgd_schedule` for `γ_k = c k^(−a)`, `η_k = η₀ k^(−r)`.
-
-    **Arguments:** `a`, `r`: the exponents, exact (int, `Fraction`, str) or float (read
-    by its shortest decimal representation); `ell`: the nesting depth, an int ≥ 0.
-
-    **Returns:** `{"steps_diverge", "noise_summable", "accuracy_vanishes"}` → bool.
-    """
-    if isinstance(ell, bool) or not isinstance(ell, numbers.Integral) or ell < 0:
-        raise ValueError(f"ell must be an integer >= 0 (the nesting depth), got {ell!r}")
-    point = {a_exp: _exact(a, "a"), r_exp: _exact(r, "r"), depth: sp.Integer(ell)}
-    return {key: bool(condition.subs(point)) for key, condition in DSGD_CONDITIONS.items()}
-
-
-def dsgd_schedule_admissible(a, r, ell) -> bool:
-    """Whether DSGD with `γ_k = c k^(−a)`, `η_k = η₀ k^(−r)` meets the certified conditions
-    of its convergence theorem at nesting depth `ell`: `a ≤ 1`, `2a − r·ell > 1`, `r > 0`."""
-    return all(dsgd_schedule_conditions(a, r, ell).values())
 
 
 CERTIFICATES = (SIGMOID_SUP, SIGMOID_ENERGY, IF_STATEMENT_VARIANCE, NESTED_IF_VARIANCE, P_SERIES, DSGD_SCHEDULE)

@@ -7,12 +7,13 @@ objective `f` and smoothed objectives `f_η`, and the unbiased reparameterisatio
 iterates `θ_{k+1} = θ_k + γ_k ĝ_{η_k}(θ_k)` (ascent) with `η_k → 0`.
 
 **Theorem** (Wagner, Khajwal and Ong, 2024, Theorem 3 in spirit; the conditions are certified
-by `proofs_check.smoothing`, certificate `dsgd_schedule`). If the estimator's variance is
-`O(η^(−ℓ))` for nesting depth ℓ (certificate `nested_if_variance`), then with
-`γ_k = c·k^(−a)` and `η_k = η₀·k^(−r)` DSGD converges to stationary points of the crisp
-ELBO when `Σγ_k = ∞` (a ≤ 1), `Σγ_k² η_k^(−ℓ) < ∞` (2a − rℓ > 1) and `η_k → 0` (r > 0).
-`theory_schedules` picks such a pair and checks it with the certificate's decision
-procedure.
+by `proofs_check.smoothing`, certificate `dsgd_schedule`, applied as
+`rates.bounds.DSGD_SCHEDULE`). If the estimator's variance is `O(η^(−ℓ))` for nesting
+depth ℓ (certificate `nested_if_variance`), then with `γ_k = c·k^(−a)` and
+`η_k = η₀·k^(−r)` DSGD converges to stationary points of the crisp ELBO when `Σγ_k = ∞`
+(a ≤ 1), `Σγ_k² η_k^(−ℓ) < ∞` (2a − rℓ > 1) and `η_k → 0` (r > 0). `theory_schedules`
+picks such a pair and checks it with the conditions of `DSGD_SCHEDULE`, decided in exact
+arithmetic.
 
 The experiments of the paper instead run Adam with a constant step and
 `η_k = η·(4000/(k + 1))^r` (`paper_accuracy`; `paper_adam` is their Adam); the same driver
@@ -50,7 +51,7 @@ from derivatives.schedules import PolynomialDecay, Schedule, StepSize, accuracy,
 from derivatives.sgd import iterate_segments
 from problems.programs import Program
 from problems.validation import as_key, check_count, require_x64
-from proofs_check.smoothing import dsgd_schedule_admissible, dsgd_schedule_conditions
+from rates.bounds import DSGD_SCHEDULE
 from rates.fit import RateFit, fit_power_law
 
 OPTIMIZERS = ("adam", "sgd")
@@ -89,13 +90,11 @@ def theory_schedules(nesting_depth: int, *, c: float, eta0: float, a: float = 0.
     `η_k = η₀·(k + 1)^(−r)` that meet the certified DSGD conditions at `nesting_depth`.
 
     By default `r = (2a − 1)/(2ℓ)`, halfway inside `2a − rℓ > 1` (for ℓ = 0, r = 1/2).
-    Raises `ValueError` naming the failed condition when `(a, r, ℓ)` is not admissible.
+    Raises `rates.bounds.ConditionError` (a `ValueError`) naming each condition of
+    `rates.bounds.DSGD_SCHEDULE` that `(a, r, ℓ)` violates.
     """
     r = (2 * a - 1) / (2 * max(nesting_depth, 1)) if r is None else r
-    if not dsgd_schedule_admissible(a, r, nesting_depth):
-        failed = [name for name, holds in dsgd_schedule_conditions(a, r, nesting_depth).items() if not holds]
-        raise ValueError(f"(a, r) = ({a}, {r}) at nesting depth {nesting_depth} violates {failed}: "
-                         f"need a <= 1, 2a - r*ell > 1 and r > 0")
+    DSGD_SCHEDULE.require(a=a, r=r, ell=nesting_depth)
     return polynomial_decay(c, 1.0, a), accuracy(eta0, r, 1.0)
 
 
