@@ -8,7 +8,6 @@ arguments when built; a function `k ↦ α_k` is checked at the steps a driver u
 
 from __future__ import annotations
 
-import dataclasses
 import numbers
 from collections.abc import Callable
 
@@ -17,28 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, Real
 
-
-def _schedule(cls):
-    """A frozen dataclass and a pytree whose parameters are leaves and whose static fields are
-    metadata. JAX rebuilds pytrees from tracers and, when lowering, from placeholders: those
-    are rebuilt without `__init__`, so the checks (and the annotations) concern what a user passes."""
-    cls = dataclasses.dataclass(frozen=True)(cls)
-    fields = dataclasses.fields(cls)
-    data = tuple(field.name for field in fields if not field.metadata.get("static", False))
-    meta = tuple(field.name for field in fields if field.metadata.get("static", False))
-
-    def flatten_with_keys(schedule):
-        children = [(jax.tree_util.GetAttrKey(name), getattr(schedule, name)) for name in data]
-        return children, tuple(getattr(schedule, name) for name in meta)
-
-    def unflatten(static_values, children):
-        schedule = object.__new__(cls)
-        for name, value in (*zip(data, children), *zip(meta, static_values)):
-            object.__setattr__(schedule, name, value)
-        return schedule
-
-    jax.tree_util.register_pytree_with_keys(cls, flatten_with_keys, unflatten)
-    return cls
+from problems.pytrees import pytree_dataclass, static
 
 
 def _positive(value, name: str):
@@ -51,7 +29,7 @@ def _positive(value, name: str):
     return float(array)
 
 
-@_schedule
+@pytree_dataclass
 class Constant:
     """`α_k = alpha`."""
 
@@ -60,11 +38,11 @@ class Constant:
     def __post_init__(self):
         object.__setattr__(self, "alpha", _positive(self.alpha, "alpha (the step size)"))
 
-    def __call__(self, k: Int[Array, ""]) -> Float[Array, ""]:
+    def __call__(self, k: Int[ArrayLike, ""]) -> Float[Array, ""]:
         return jnp.asarray(self.alpha, jnp.float64)
 
 
-@_schedule
+@pytree_dataclass
 class PolynomialDecay:
     """`α_k = a / (k + k0)^β` with `a > 0`, `k0 > 0`, `β ∈ (0, 1]`.
 
@@ -83,17 +61,17 @@ class PolynomialDecay:
             raise ValueError(f"beta (the decay exponent) must be in (0, 1], got {beta!r}")
         object.__setattr__(self, "beta", beta)
 
-    def __call__(self, k: Int[Array, ""]) -> Float[Array, ""]:
+    def __call__(self, k: Int[ArrayLike, ""]) -> Float[Array, ""]:
         return self.a / (jnp.asarray(k, jnp.float64) + self.k0) ** self.beta
 
 
-@_schedule
+@pytree_dataclass
 class FromFunction:
     """A user function `k ↦ α_k` as a schedule (recompiles when the function changes)."""
 
-    function: Callable = dataclasses.field(metadata=dict(static=True))
+    function: Callable = static()
 
-    def __call__(self, k: Int[Array, ""]) -> Float[Array, ""]:
+    def __call__(self, k: Int[ArrayLike, ""]) -> Float[Array, ""]:
         return jnp.asarray(self.function(k), jnp.float64)
 
 
@@ -103,22 +81,23 @@ Schedule = Constant | PolynomialDecay | FromFunction
 StepSize = numbers.Real | Float[ArrayLike, ""] | Schedule | Callable[[Int[Array, ""]], Float[ArrayLike, ""]]
 
 
-def constant(alpha: float) -> Constant:
+def constant(alpha: Real[ArrayLike, ""]) -> Constant:
     """The constant schedule `α_k = alpha`, alpha > 0."""
     return Constant(alpha)
 
 
-def inverse_time(a: float, k0: float = 1.0) -> PolynomialDecay:
+def inverse_time(a: Real[ArrayLike, ""], k0: Real[ArrayLike, ""] = 1.0) -> PolynomialDecay:
     """`α_k = a / (k + k0)`, the decreasing schedule of SGD's `O(1/k)` rate."""
     return PolynomialDecay(a, k0, 1.0)
 
 
-def polynomial_decay(a: float, k0: float = 1.0, beta: float = 1.0) -> PolynomialDecay:
+def polynomial_decay(a: Real[ArrayLike, ""], k0: Real[ArrayLike, ""] = 1.0,
+                     beta: Real[ArrayLike, ""] = 1.0) -> PolynomialDecay:
     """`α_k = a / (k + k0)^beta`, beta ∈ (0, 1]."""
     return PolynomialDecay(a, k0, beta)
 
 
-def accuracy(eta0: float, r: float, scale: float = 1.0) -> PolynomialDecay:
+def accuracy(eta0: Real[ArrayLike, ""], r: Real[ArrayLike, ""], scale: Real[ArrayLike, ""] = 1.0) -> PolynomialDecay:
     """The accuracy-coefficient schedule of smoothing, `η_k = η₀·(scale/(k + 1))^r`, r ∈ (0, 1].
 
     `scale = 1` gives `η₀ (k + 1)^(−r)`; `scale = 4000` is the schedule of the

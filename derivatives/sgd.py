@@ -32,11 +32,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, PyTree
+from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, PyTree, Real
 
 from derivatives.schedules import Constant, PolynomialDecay, Schedule, StepSize, as_schedule
 from problems import Problem
-from problems.validation import as_key, check_batch_size, check_count, concrete, require_x64
+from problems.pytrees import pytree_dataclass, static
+from problems.validation import KeyLike, as_key, check_batch_size, check_count, concrete, require_x64
 
 # --- the step -------------------------------------------------------------------------------
 
@@ -92,9 +93,7 @@ def tangent_step(problem: Problem, theta: Float[Array, " p"], batch: PyTree, x: 
     return x_next, jax.vmap(push_forward)(tangents, basis)
 
 
-@functools.partial(jax.tree_util.register_dataclass, data_fields=("problem", "schedule"),
-                   meta_fields=("batch_size",))
-@dataclasses.dataclass(frozen=True)
+@pytree_dataclass
 class MinibatchSGD:
     """Minibatch SGD on `problem` with step sizes `schedule(k)` and minibatches of `batch_size`
     (`None`: the full data set, i.e. gradient descent). A pytree: the problem's data and the
@@ -102,7 +101,7 @@ class MinibatchSGD:
 
     problem: Problem
     schedule: Schedule
-    batch_size: int | None
+    batch_size: int | None = static()
 
     def step(self, theta: Float[Array, " p"], x: Float[Array, " d"], k: Int[ArrayLike, ""],
              step_key: PRNGKeyArray) -> Float[Array, " d"]:
@@ -116,7 +115,7 @@ State = Any  # any pytree of arrays
 Advance = Callable[[State, Int[Array, ""], PRNGKeyArray], State]
 
 
-def iterate(advance: Advance, state: State, key: PRNGKeyArray, num_steps: int | Int[Array, ""], *,
+def iterate(advance: Advance, state: State, key: KeyLike, num_steps: int | Int[Array, ""], *,
             start: int | Int[Array, ""] = 0, watch: Callable[[State], Array] | None = None,
             ) -> tuple[State, Int[Array, ""]]:
     """Run `state ← advance(state, k, fold_in(key, k))` for `k = start, …, start + num_steps − 1`.
@@ -151,7 +150,7 @@ def iterate(advance: Advance, state: State, key: PRNGKeyArray, num_steps: int | 
     return lax.fori_loop(start, start + num_steps, body, (state, no_step))
 
 
-def iterate_segments(advance: Advance, state: State, key: PRNGKeyArray, segment_lengths: Int[Array, " C"],
+def iterate_segments(advance: Advance, state: State, key: KeyLike, segment_lengths: Int[Array, " C"],
                      record: Callable[[State, Int[Array, ""], Int[Array, ""]], PyTree],
                      ) -> tuple[State, PyTree]:
     """`iterate` over consecutive segments of steps, recording after each one.
@@ -197,7 +196,7 @@ class DerivativeMethod(Protocol):
     """
 
     def solve(self, sgd: MinibatchSGD, theta: Float[Array, " p"], x_init: Float[Array, " d"],
-              key: PRNGKeyArray, num_steps: int) -> Solution: ...
+              key: KeyLike, num_steps: int) -> Solution: ...
 
 
 @runtime_checkable
@@ -225,7 +224,7 @@ def stepwise_advance(method: StepwiseMethod, sgd: MinibatchSGD, theta: Float[Arr
 
 
 def solve_stepwise(method: StepwiseMethod, sgd: MinibatchSGD, theta: Float[Array, " p"],
-                   x_init: Float[Array, " d"], key: PRNGKeyArray, num_steps: int) -> Solution:
+                   x_init: Float[Array, " d"], key: KeyLike, num_steps: int) -> Solution:
     """`(x_K, J_K, first)` by carrying `method`'s derivative state through `iterate`."""
     (x, state), first = iterate(stepwise_advance(method, sgd, theta), (x_init, method.init(x_init, theta)), key,
                                 num_steps, watch=lambda state: state[0])
@@ -248,7 +247,7 @@ class ForwardMode:
     memory O(dp), independent of K."""
 
     def solve(self, sgd: MinibatchSGD, theta: Float[Array, " p"], x_init: Float[Array, " d"],
-              key: PRNGKeyArray, num_steps: int) -> Solution:
+              key: KeyLike, num_steps: int) -> Solution:
         return _solve_by_autodiff(jax.jacfwd, sgd, theta, x_init, key, num_steps)
 
 
@@ -259,7 +258,7 @@ class ReverseMode:
     when p ≫ d."""
 
     def solve(self, sgd: MinibatchSGD, theta: Float[Array, " p"], x_init: Float[Array, " d"],
-              key: PRNGKeyArray, num_steps: int) -> Solution:
+              key: KeyLike, num_steps: int) -> Solution:
         return _solve_by_autodiff(jax.jacrev, sgd, theta, x_init, key, num_steps)
 
 
@@ -280,7 +279,7 @@ class ExplicitRecursion:
         return state
 
     def solve(self, sgd: MinibatchSGD, theta: Float[Array, " p"], x_init: Float[Array, " d"],
-              key: PRNGKeyArray, num_steps: int) -> Solution:
+              key: KeyLike, num_steps: int) -> Solution:
         return solve_stepwise(self, sgd, theta, x_init, key, num_steps)
 
 
@@ -302,7 +301,7 @@ class TangentRecursion:
         return state.T
 
     def solve(self, sgd: MinibatchSGD, theta: Float[Array, " p"], x_init: Float[Array, " d"],
-              key: PRNGKeyArray, num_steps: int) -> Solution:
+              key: KeyLike, num_steps: int) -> Solution:
         return solve_stepwise(self, sgd, theta, x_init, key, num_steps)
 
 
@@ -316,7 +315,7 @@ class DivergenceError(FloatingPointError):
     """SGD produced non-finite iterates or derivatives on concrete inputs."""
 
 
-def check_run(problem: Problem, theta: Float[ArrayLike, " p"], key: PRNGKeyArray, step_size: StepSize,
+def check_run(problem: Problem, theta: Real[ArrayLike, ...], key: KeyLike, step_size: StepSize,
               num_steps: int, batch_size: int | None, x_init: Float[ArrayLike, " d"] | None, *,
               stacklevel: int = 3) -> tuple[Float[Array, " p"], PRNGKeyArray, Schedule, Float[Array, " d"]]:
     """Check the arguments shared by the SGD drivers, before anything is compiled.

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import functools
+from typing import Any, TypeAlias
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, Real
 
 from derivatives.schedules import StepSize
 from derivatives.sgd import (
@@ -20,6 +21,7 @@ from derivatives.sgd import (
     divergence_error,
 )
 from problems import Problem
+from problems.validation import KeyLike
 
 METHODS: dict[str, DerivativeMethod] = {
     "forward": ForwardMode(),
@@ -28,17 +30,20 @@ METHODS: dict[str, DerivativeMethod] = {
     "tangent": TangentRecursion(),
 }
 MODES = tuple(METHODS)
+# A name in MODES or a method object; anything else reaches `derivative_method`'s own error,
+# which names the valid modes, instead of a type checker's.
+ModeLike: TypeAlias = str | DerivativeMethod | Any
 
 
 def unrolled(
     problem: Problem,
-    theta: Float[ArrayLike, " p"],
-    key: PRNGKeyArray,
+    theta: Real[ArrayLike, ...],
+    key: KeyLike,
     *,
     step_size: StepSize,
     num_steps: int,
     batch_size: int | None = 1,
-    mode: str | DerivativeMethod = "forward",
+    mode: ModeLike = "forward",
     x_init: Float[ArrayLike, " d"] | None = None,
 ) -> tuple[Float[Array, " d"], Float[Array, "d p"]]:
     """Run `num_steps` of minibatch SGD from `x_init` and return `(x_K, ∂θ x_K)`.
@@ -90,7 +95,7 @@ def unrolled(
     return x, jac
 
 
-def derivative_method(mode: str | DerivativeMethod) -> DerivativeMethod:
+def derivative_method(mode: ModeLike) -> DerivativeMethod:
     """The method named `mode` (one of `MODES`), or `mode` itself if it is a method object."""
     if isinstance(mode, str):
         if mode not in METHODS:

@@ -10,14 +10,16 @@ lines are thinned to at most `max_lines`.
 from __future__ import annotations
 
 import contextlib
+import io
 import sys
 import time
 from collections.abc import Iterator
-from typing import Protocol, TextIO
+from typing import Protocol, runtime_checkable
 
 from tqdm import tqdm
 
 
+@runtime_checkable
 class Progress(Protocol):
     """What a long run reports to: `advance(label)` after each finished task."""
 
@@ -34,7 +36,7 @@ SILENT: Progress = _Silent()
 
 
 @contextlib.contextmanager
-def progress_bar(total: int, description: str, *, stream: TextIO | None = None,
+def progress_bar(total: int, description: str, *, stream: io.TextIOBase | None = None,
                  max_lines: int = 8) -> Iterator[Progress]:
     """Report `total` tasks on `stream`, as a bar on a terminal and as lines elsewhere.
 
@@ -80,7 +82,7 @@ class _Lines:
     """One line per `total/max_lines` tasks, and one for the last: `description done/total
     [elapsed] label`, with the elapsed time as `tqdm` formats it."""
 
-    def __init__(self, total: int, description: str, stream: TextIO, max_lines: int):
+    def __init__(self, total: int, description: str, stream: io.TextIOBase, max_lines: int):
         self._total, self._description, self._stream = total, description, stream
         self._lines = min(max_lines, total)
         self._done = 0

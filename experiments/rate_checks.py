@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from experiments.regimes import SWEEP_FRACTIONS, SWEEP_REGIME, ConstantStep, Regime, Settings, step_label
@@ -84,10 +85,10 @@ def without_rounding_noise(constants, x_star_sq: float, jac_star_sq: float):
     limits = {"sigma2": rate_verdict.resolution_floor(x_star_sq) * L**2,
               "sigma2_jac": rate_verdict.resolution_floor(jac_star_sq) * L**2}
     zeroed = tuple(name for name, limit in limits.items() if 0.0 < float(getattr(constants, name)) <= limit)
-    return dataclasses.replace(constants, **{name: 0.0 for name in zeroed}), zeroed
+    return dataclasses.replace(constants, **{name: jnp.zeros(()) for name in zeroed}), zeroed
 
 
-def bound_over_measured(steps, mean, bound, *, start: float, floor: float = 0.0) -> dict | None:
+def bound_over_measured(steps, mean, bound, *, start: float | int, floor: float = 0.0) -> dict | None:
     """How loose a bound is where its regime's claim applies: `bound ÷ mean` over the
     checkpoints `k ≥ max(1, start)` at which the measurement is resolved (`mean > floor`).
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from fractions import Fraction
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import problems
 from derivatives.schedules import Constant, PolynomialDecay, constant, inverse_time
@@ -66,6 +66,7 @@ def step_label(fraction: float) -> str:
     return f"{value.numerator}/({value.denominator}L)"
 
 
+@runtime_checkable
 class StepRule(Protocol):
     """How a regime picks its steps from the constants of its problem."""
 

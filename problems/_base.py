@@ -10,7 +10,6 @@ is drawn uniformly from them, so `F(x, θ) = (1/n) Σ_i f_i(x, θ)`. Minibatches
 from __future__ import annotations
 
 import abc
-import dataclasses
 from typing import Any, Protocol, runtime_checkable
 
 import jax
@@ -19,25 +18,11 @@ import numpy as np
 from jax.typing import ArrayLike
 from jaxtyping import Array, Float, PyTree, Real
 
+from problems.pytrees import pytree_dataclass, static
 from problems.validation import KeyLike, as_key, as_theta, check_batch_size
 
 
-def problem_dataclass(cls):
-    """A frozen dataclass registered as a pytree.
-
-    Fields marked `static` (sizes, names, functions) are pytree metadata; all
-    other fields are leaves, so a problem passes through `jit` without being
-    recompiled for new data of the same shape.
-    """
-    cls = dataclasses.dataclass(frozen=True, repr=False)(cls)
-    return jax.tree_util.register_dataclass(cls)
-
-
-def static(**kwargs):
-    return dataclasses.field(metadata=dict(static=True), **kwargs)
-
-
-@problem_dataclass
+@pytree_dataclass(repr=False)
 class Constants:
     """The constants of a parametric problem at `θ`, for minibatches of size one.
 
@@ -58,12 +43,12 @@ class Constants:
     `σ²/b` and `σ_J²/b`.
     """
 
-    mu: Float[Array, ""]
-    L: Float[Array, ""]
-    sigma2: Float[Array, ""]
-    sigma2_jac: Float[Array, ""]
-    hessian_lipschitz: Float[Array, ""]
-    cross_lipschitz: Float[Array, ""]
+    mu: Float[ArrayLike, ""]
+    L: Float[ArrayLike, ""]
+    sigma2: Float[ArrayLike, ""]
+    sigma2_jac: Float[ArrayLike, ""]
+    hessian_lipschitz: Float[ArrayLike, ""]
+    cross_lipschitz: Float[ArrayLike, ""]
     estimated: tuple[str, ...] = static(default=())
 
     def __repr__(self) -> str:

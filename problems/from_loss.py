@@ -20,9 +20,10 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array, Float, PyTree
 
-from problems._base import FiniteSumProblem, problem_dataclass, static
+from problems._base import FiniteSumProblem
 from problems._newton import newton_minimise
 from problems.implicit_function import implicit_function_jacobian
+from problems.pytrees import pytree_dataclass, static
 from problems.validation import check_count, check_finite_data, concrete, require_x64
 
 # Radius and number of random directions of the finite-difference Lipschitz estimates.
@@ -48,7 +49,7 @@ _CONVEXITY_MARGIN = 1e-10
 _GRADIENT_TOLERANCE = 1e-8
 
 
-@problem_dataclass
+@pytree_dataclass(repr=False)
 class LossProblem(FiniteSumProblem):
     """`F(x, θ) = mean_i loss(x, θ, ξᵢ)` for a user loss; see `from_loss`."""
 

@@ -25,14 +25,15 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from problems._base import FiniteSumProblem, problem_dataclass, static
+from problems._base import FiniteSumProblem
 from problems._design import check_conditioning, gaussian_design, gram, max_row_norm_squared
+from problems.pytrees import pytree_dataclass, static
 from problems.validation import check_count, require_x64
 
 INTERPOLATION_MODES = ("none", "double", "simple")
 
 
-@problem_dataclass
+@pytree_dataclass(repr=False)
 class LeastSquares(FiniteSumProblem):
     """Least squares with targets `y₀ + Gθ`; see the module docstring."""
 

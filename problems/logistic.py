@@ -24,16 +24,17 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from problems._base import FiniteSumProblem, problem_dataclass, static
+from problems._base import FiniteSumProblem
 from problems._design import check_conditioning, gaussian_design, max_row_norm_squared
 from problems._newton import newton_minimise
+from problems.pytrees import pytree_dataclass, static
 from problems.validation import as_matrix, check_count, check_positive, require_x64
 
 # A Python float: an array made at import would be float32 when float64 is not yet on.
 SUP_LOGISTIC_THIRD_DERIVATIVE = 1.0 / (6.0 * math.sqrt(3.0))
 
 
-@problem_dataclass
+@pytree_dataclass(repr=False)
 class LogisticRegression(FiniteSumProblem):
     """L2-regularised logistic regression; see the module docstring."""
 

@@ -23,11 +23,12 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from problems._base import FiniteSumProblem, problem_dataclass, static
+from problems._base import FiniteSumProblem
+from problems.pytrees import pytree_dataclass, static
 from problems.validation import check_count, require_x64
 
 
-@problem_dataclass
+@pytree_dataclass(repr=False)
 class Quadratic(FiniteSumProblem):
     """A finite sum of quadratics; see the module docstring."""
 

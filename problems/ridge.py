@@ -20,8 +20,9 @@ import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, Float
 
-from problems._base import FiniteSumProblem, problem_dataclass, static
+from problems._base import FiniteSumProblem
 from problems._design import check_conditioning, gaussian_design, gram, max_row_norm_squared
+from problems.pytrees import pytree_dataclass, static
 from problems.validation import as_matrix, check_count, check_positive, require_x64
 
 # Bisection steps of the secular equation: the bracket [0, ‖a‖²] shrinks to 2⁻⁶⁴‖a‖²,
@@ -29,7 +30,7 @@ from problems.validation import as_matrix, check_count, check_positive, require_
 SECULAR_BISECTION_STEPS = 64
 
 
-@problem_dataclass
+@pytree_dataclass(repr=False)
 class RidgeRegression(FiniteSumProblem):
     """Ridge regression; `tied=True` has θ = (λ,), `tied=False` has θ ∈ Rᵈ."""
 

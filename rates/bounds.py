@@ -237,7 +237,7 @@ class Bound(Theorem):
     def arguments(self) -> tuple[str, ...]:
         return tuple(sorted(str(symbol) for symbol in self.expression.free_symbols))
 
-    def __call__(self, **values: float | np.ndarray) -> np.ndarray:
+    def __call__(self, **values: float | int | np.ndarray) -> np.ndarray:
         if set(values) != set(self.arguments):
             raise TypeError(f"{self.name} takes exactly {self.arguments}, got {tuple(sorted(values))}")
         symbols = sorted(self.expression.free_symbols, key=str)

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-from jaxtyping import ArrayLike, Float, Int, PRNGKeyArray
+from jaxtyping import ArrayLike, Float, Int, Real
 
 from derivatives.schedules import StepSize
 from derivatives.sgd import (
@@ -49,7 +49,7 @@ from derivatives.sgd import (
     stepwise_advance,
 )
 from problems import Problem
-from problems.validation import check_count
+from problems.validation import KeyLike, check_count
 
 STATISTICS = ("iterate_error", "jacobian_error", "suboptimality")
 
@@ -101,13 +101,13 @@ def seed_mesh(devices: Sequence[jax.Device] | np.ndarray | None = None) -> Mesh:
 
 def error_curves(
     problem: Problem,
-    theta: Float[ArrayLike, " p"] | None = None,
+    theta: Real[ArrayLike, ...] | None = None,
     *,
     step_size: StepSize,
     num_steps: int,
     num_seeds: int,
     batch_size: int | None = 1,
-    key: PRNGKeyArray | None = None,
+    key: KeyLike | None = None,
     num_checkpoints: int = 32,
     x_init: Float[ArrayLike, " d"] | None = None,
     mesh: Mesh | None = None,
@@ -157,7 +157,7 @@ def error_curves(
     )
 
 
-def compiled_memory(problem: Problem, theta: Float[ArrayLike, " p"] | None = None, **options: Any) -> int:
+def compiled_memory(problem: Problem, theta: Real[ArrayLike, ...] | None = None, **options: Any) -> int:
     """Bytes that the compiled `error_curves(problem, theta, **options)` allocates on each
     device (arguments, outputs and temporaries, as XLA plans them), without running it.
 

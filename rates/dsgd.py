@@ -44,13 +44,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, Int
 
 import derivatives
 from derivatives.schedules import PolynomialDecay, Schedule, StepSize, accuracy, as_schedule, polynomial_decay
 from derivatives.sgd import iterate_segments
 from problems.programs import Program
-from problems.validation import as_key, check_count, require_x64
+from problems.validation import KeyLike, as_key, check_count, require_x64
 from rates.bounds import DSGD_SCHEDULE
 from rates.fit import RateFit, fit_power_law
 
@@ -111,7 +111,7 @@ def paper_adam(step_size: StepSize = PAPER_STEP_SIZE) -> optax.GradientTransform
     return optax.adam(as_schedule(step_size), b1=ADAM_BETAS[0], b2=ADAM_BETAS[1], eps=ADAM_EPSILON)
 
 
-def train(program: Program, estimator: str, *, key: PRNGKeyArray, accuracy: StepSize | None = None,
+def train(program: Program, estimator: str, *, key: KeyLike, accuracy: StepSize | None = None,
           optimizer: str | optax.GradientTransformation = "adam", step_size: StepSize | None = None,
           num_steps: int = 10_000, num_samples: int = 16, log_every: int = 100, num_log_samples: int = 1000,
           theta0: Float[ArrayLike, " p"] | None = None) -> Trace:
@@ -146,7 +146,7 @@ def train(program: Program, estimator: str, *, key: PRNGKeyArray, accuracy: Step
                 num_log_samples=num_log_samples, theta0=theta0, batched=False)[0]
 
 
-def train_grid(program: Program, accuracies: Sequence[StepSize], *, key: PRNGKeyArray, **options: Any,
+def train_grid(program: Program, accuracies: Sequence[StepSize], *, key: KeyLike, **options: Any,
                ) -> list[Trace]:
     """`train(program, "smoothed", accuracy=a, key=key, **options)` for every `a` in
     `accuracies` (schedules of one kind, e.g. constant η's, or `paper_accuracy` at several

@@ -375,7 +375,7 @@ def test_command_line_enables_float64_first(monkeypatch, tmp_path):
 
     def write(study, out, quick=False, settings=None):
         seen.append((study.name, settings, jax.config.read("jax_enable_x64")))
-        return experiments.study.Written(None, {"ok": True}, ())
+        return experiments.study.Written(experiments.study.Outcome(settings, None, 0.0), {"ok": True}, ())
 
     monkeypatch.setattr(experiments.study, "write", write)
     jax.config.update("jax_enable_x64", False)
@@ -390,7 +390,8 @@ def test_command_line_passes_a_subset_of_models_in_the_settings(monkeypatch, tmp
     seen = []
     monkeypatch.setattr(experiments.study, "write",
                         lambda study, out, quick=False, settings=None: seen.append(settings)
-                        or experiments.study.Written(None, {"failed": False}, ()))
+                        or experiments.study.Written(experiments.study.Outcome(settings, None, 0.0),
+                                                     {"failed": False}, ()))
     assert experiments.__main__.main(["dsgd", "--out", str(tmp_path), "--models", "textmsg", "walk"]) == 1
     assert seen[0].models == ("textmsg", "walk") and seen[0].num_steps == experiments.dsgd.FULL.num_steps
 
