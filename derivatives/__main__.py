@@ -16,14 +16,13 @@ import numpy as np
 
 import derivatives
 import problems
-import rates
 
 
 def demonstrate(problem, num_steps: int, num_seeds: int) -> None:
     theta = problem.theta0
     constants = problem.constants(theta)
     mu, L = float(constants.mu), float(constants.L)
-    schedule = rates.inverse_time(2.0 / mu, 2.0 * L / mu)
+    schedule = derivatives.schedules.inverse_time(2.0 / mu, 2.0 * L / mu)
     print(f"\n{problem!r}")
     print(f"  constants at θ₀: {constants}")
     print(f"  SGD: batch 1, α_k = a/(k + k0) with a = 2/μ = {2 / mu:.3g}, k0 = 2L/μ = {2 * L / mu:.3g}, "

@@ -350,11 +350,9 @@ def check_run(problem: Problem, theta: Real[ArrayLike, ...], key: KeyLike, step_
 
 
 def stability_limit(problem: Problem, theta: Float[Array, " p"]) -> float:
-    """`2/L` with `L = problem.constants(θ).L` (from `problem.smoothness(θ)` where a problem
-    has it: the same number without computing the noise constants)."""
-    smoothness = getattr(problem, "smoothness", None)
-    L = smoothness(theta) if callable(smoothness) else problem.constants(theta).L
-    return 2.0 / float(L)
+    """`2/L` with `L = problem.smoothness(θ)`, the `L` of `problem.constants(θ)` without
+    computing the noise constants."""
+    return 2.0 / float(problem.smoothness(theta))
 
 
 def largest_step(schedule: Schedule, num_steps: int) -> float | None:

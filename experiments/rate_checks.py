@@ -124,20 +124,20 @@ def run_regime(regime: Regime, settings: Settings) -> RegimeResult:
     problem = regime.make_problem()
     theta = problem.theta0
     x_star, jac_star = np.asarray(problem.solution(theta)), np.asarray(problem.solution_jacobian(theta))
-    constants, zeroed = without_rounding_noise(problem.constants(theta), float(np.sum(x_star**2)),
-                                               float(np.sum(jac_star**2)))
+    x_star_sq, jac_star_sq = float(np.sum(x_star**2)), float(np.sum(jac_star**2))
+    constants, zeroed = without_rounding_noise(problem.constants(theta), x_star_sq, jac_star_sq)
     schedule = regime.schedule(constants)
     curves = error_curves(problem, theta, step_size=schedule, num_steps=regime.steps.num_steps(settings, constants),
                           num_seeds=settings.num_seeds, key=jax.random.key(settings.seed),
                           num_checkpoints=settings.num_checkpoints)
     bounds = rate_bounds.sgd_bounds(
-        constants, schedule, batch_size=1, x0_error_sq=float(np.sum(x_star**2)),
-        jac0_error_sq=float(np.sum(jac_star**2)), jac_star_norm=float(np.linalg.norm(jac_star)), steps=curves.steps,
+        constants, schedule, batch_size=1, x0_error_sq=x_star_sq, jac0_error_sq=jac_star_sq,
+        jac_star_norm=float(np.linalg.norm(jac_star)), steps=curves.steps,
     )
     L = float(constants.L)
     fraction = regime.steps.fraction
-    floors = {"iterate_error": rate_verdict.resolution_floor(float(np.sum(x_star**2)), fraction),
-              "jacobian_error": rate_verdict.resolution_floor(float(np.sum(jac_star**2)), fraction)}
+    floors = {"iterate_error": rate_verdict.resolution_floor(x_star_sq, fraction),
+              "jacobian_error": rate_verdict.resolution_floor(jac_star_sq, fraction)}
     # F(x) − F(x*) ≤ (L/2)‖x − x*‖²: the suboptimality of an iterate at the resolution.
     floors["suboptimality"] = 0.5 * L * floors["iterate_error"]
     start = regime.steps.fit_window_start(constants, schedule)

@@ -227,7 +227,9 @@ def _curves(problem, theta, key, schedule, x_init, segment_lengths, batch_size, 
         # the gradient in x would be transposed into a sum over devices.
         initial_state = jax.tree.map(lambda leaf: lax.pcast(leaf, SEED_AXIS, to="varying"),
                                      (x_init, METHOD.init(x_init, theta)))
-        one_seed = lambda key: iterate_segments(advance, initial_state, key, segment_lengths, statistics)[1]  # noqa: E731
+        def one_seed(key):
+            return iterate_segments(advance, initial_state, key, segment_lengths, statistics)[1]
+
         chunks = local_keys.reshape(-1, chunk)
         per_seed = lax.map(jax.vmap(one_seed), chunks)
         return per_seed.reshape(local_keys.shape[0], *per_seed.shape[2:])

@@ -191,8 +191,7 @@ def _run(program, estimator, accuracies, *, key, optimizer="adam", step_size=Non
     traces = []
     for i in range(len(schedules)):
         steps, elbo, avg_variance, norm_variance, eta, theta = (x[i] for x in results)
-        traces.append(Trace(steps, elbo, avg_variance, norm_variance, eta if smoothed else np.full_like(eta, np.nan),
-                            theta))
+        traces.append(Trace(steps, elbo, avg_variance, norm_variance, eta, theta))
     return traces
 
 
@@ -250,7 +249,7 @@ def _train_one(program, estimator, optimizer, smoothed, num_steps, num_samples, 
         elbo = program.elbo(theta, elbo_key, num_log_samples)
         samples = derivatives.gradient_samples(program, theta, variance_key, estimator, num_log_samples, eta_at(k))
         component, norm = variance_statistics(samples)
-        eta = accuracy_schedule(k) if smoothed else jnp.nan
+        eta = eta_at(k) if smoothed else jnp.nan
         return k, elbo, component, norm, jnp.asarray(eta, jnp.float64)
 
     # A first segment of no steps logs θ₀; then one segment per logging interval.
