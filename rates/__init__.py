@@ -11,8 +11,9 @@ from derivatives.schedules import (
     inverse_time,
     polynomial_decay,
 )
-from rates import bounds, fit, verdict
+from rates import bounds, exact, fit, verdict
 from rates.curves import Curves, error_curves
+from rates.exact import exact_curves
 from rates.verdict import check
 
 __all__ = [
@@ -27,6 +28,8 @@ __all__ = [
     "check",
     "constant",
     "error_curves",
+    "exact",
+    "exact_curves",
     "fit",
     "inverse_time",
     "polynomial_decay",

@@ -66,7 +66,10 @@ CPU_CHUNK_BYTES = 2**21
 
 @dataclasses.dataclass(frozen=True)
 class Curves:
-    """Means over seeds (and their standard errors) at the checkpoints `steps`."""
+    """Means over seeds (and their standard errors) at the checkpoints `steps`.
+
+    `num_seeds` is `None` for exact expectations (`rates.exact_curves`), whose standard
+    errors are zero."""
 
     steps: Int[np.ndarray, " C"]
     iterate_error: Float[np.ndarray, " C"]
@@ -75,7 +78,7 @@ class Curves:
     iterate_error_se: Float[np.ndarray, " C"]
     jacobian_error_se: Float[np.ndarray, " C"]
     suboptimality_se: Float[np.ndarray, " C"]
-    num_seeds: int
+    num_seeds: int | None
     batch_size: int | None
 
     def as_dict(self) -> dict:

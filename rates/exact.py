@@ -1,0 +1,439 @@
+"""Exact expected error curves of SGD and its derivative when the gradients are affine in x.
+
+**Theorem** (`docs/theory.md`, "Exact moment dynamics"). Let every per-sample gradient be
+affine in x at fixed θ, `∇ₓfᵢ(x, θ) = Hᵢx + cᵢ`, and write `H̄ = mean Hᵢ`, `Gᵢⱼ = ∂θⱼHᵢ`,
+`zᵢ = ∇ₓfᵢ(x*)`, `Zᵢ = HᵢJ* + ∂θ∇ₓfᵢ(x*)` (mean zero: optimality and the implicit function
+theorem), `ΔHᵢ = Hᵢ − H̄`, `ΔGᵢ = Gᵢ − Ḡ`. Minibatch SGD with batches of b samples drawn
+with replacement, and its forward derivative `Jₖ = ∂θxₖ`, move the errors `e = x − x*`,
+`E = J − J*` (columns `Eⱼ`) by
+
+    e′  = (I − αH̄)e  − α·ε,     ε  = mean over the batch of  ΔHᵢe + zᵢ,
+    Eⱼ′ = (I − αH̄)Eⱼ − αḠⱼe − α·Εⱼ,  Εⱼ = mean over the batch of ΔHᵢEⱼ + ΔGᵢⱼe + Zᵢⱼ,
+
+with ε, Ε of mean zero given the past. The moments `m = E e`, `N = E E`, `P = E eeᵀ`,
+`Cⱼ = E Eⱼeᵀ` and `Q = E EEᵀ = Σⱼ E EⱼEⱼᵀ` therefore follow a deterministic linear
+recursion (written out in `ExactMoments.step`), and
+
+    E‖eₖ‖² = tr Pₖ,   E‖Eₖ‖²_F = tr Qₖ,   E[F(xₖ) − F*] = ½ tr(H̄Pₖ)
+
+exactly, for any schedule, any batch size and any start. Every column of E meets the same
+random matrix, so the column second moments need only be summed (Q) and crossed with e
+(Cⱼ, and only when the coupling G is not zero): `(p + 2)·d²` numbers instead of the
+`(d(1 + p))²` of a dense second moment.
+
+Affinity is checked, not assumed: the per-sample Hessians `∇²ₓₓfᵢ` are evaluated at x* and
+at a second point `x* + δ` (δ Gaussian, of the size of `1 + ‖x*‖`), and the problem is
+refused when they differ by more than `AFFINE_TOLERANCE` relative to the largest Hessian
+entry (a gradient affine in x has Hessians independent of x).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jaxtyping import Array, ArrayLike, Float, Int, Real
+
+from derivatives.schedules import Schedule, StepSize
+from derivatives.sgd import check_run, divergence_error
+from problems import Problem
+from problems.pytrees import pytree_dataclass, static
+from problems.validation import check_count
+from rates.curves import STATISTICS, Curves, checkpoints
+
+# Relative change of the per-sample Hessians between two points above which the gradient is
+# not affine in x. Rounding of a Hessian computed by automatic differentiation is ~1e-15.
+AFFINE_TOLERANCE = 1e-9
+
+# Above this d, the Hessian-noise operator X ↦ mean ΔHᵢXΔHᵢ is applied sample by sample
+# (cost n·d³ per matrix) rather than as a stored d²×d² matrix (cost d⁴, memory 8d⁴ bytes).
+OPERATOR_MAX_DIM = 48
+
+# Steps taken per pass of the inner loop: a small state spends most of a step in loop overhead.
+UNROLL = 8
+
+
+class NotAffineError(ValueError):
+    """The problem's per-sample gradients are not affine in x, so no exact recursion exists."""
+
+
+@pytree_dataclass
+class AffineDynamics:
+    """The coefficients of one SGD step on a problem with per-sample gradients affine in x.
+
+    Fields (n samples, shapes for d, p): `hessian` H̄ (d, d); `gradient_noise` zᵢ (n, d);
+    `jacobian_noise` Zᵢ (n, d, p); `coupling` Ḡⱼ = mean ∂θⱼHᵢ (p, d, d);
+    `hessian_deviations` ΔHᵢ (n, d, d); `coupling_deviations` ΔGᵢⱼ (n, p, d, d); `x_star`,
+    `jac_star`. The flags (static) say which terms of the recursion are present:
+    `coupled` (G ≠ 0: the derivative is driven by the iterate error), `random_coupling`
+    (ΔG ≠ 0) and `noise_operator` (the d²×d² operator `noise_matrix` and the tensors below
+    are stored; for d > `OPERATOR_MAX_DIM` the sums over samples are taken at each step).
+
+    Precomputed means over samples: `gradient_covariance` mean zzᵀ, `jacobian_covariance`
+    Σⱼ mean ZⱼZⱼᵀ, `cross_covariance` mean Zⱼzᵀ, `hessian_gradient[a, c, b]` mean ΔH[a, c]z[b],
+    `jacobian_hessian[j, a, c, b]` mean Z[a, j]ΔH[c, b].
+    """
+
+    hessian: Float[Array, "d d"]
+    gradient_noise: Float[Array, "n d"]
+    jacobian_noise: Float[Array, "n d p"]
+    coupling: Float[Array, "p d d"]
+    hessian_deviations: Float[Array, "n d d"]
+    coupling_deviations: Float[Array, "n p d d"]
+    noise_matrix: Float[Array, "dd dd"]
+    gradient_covariance: Float[Array, "d d"]
+    jacobian_covariance: Float[Array, "d d"]
+    cross_covariance: Float[Array, "p d d"]
+    hessian_gradient: Float[Array, "d d d"]
+    jacobian_hessian: Float[Array, "p d d d"]
+    x_star: Float[Array, " d"]
+    jac_star: Float[Array, "d p"]
+    coupled: bool = static()
+    random_coupling: bool = static()
+    noise_operator: bool = static()
+
+    @property
+    def dim(self) -> int:
+        return int(self.hessian.shape[0])
+
+    def hessian_noise(self, matrices: Float[Array, "m d d"]) -> Float[Array, "m d d"]:
+        """`mean ΔHᵢ X ΔHᵢ` for each X in a stack."""
+        if self.noise_operator:
+            d = self.dim
+            return (matrices.reshape(-1, d * d) @ self.noise_matrix.T).reshape(matrices.shape)
+        deviations = self.hessian_deviations
+        return jnp.einsum("iab,mbc,icd->mad", deviations, matrices, deviations) / deviations.shape[0]
+
+    def hessian_times_mean(self, m: Float[Array, " d"]) -> Float[Array, "d d"]:
+        """`mean ΔHᵢ m zᵢᵀ`."""
+        if self.noise_operator:
+            return jnp.einsum("acb,c->ab", self.hessian_gradient, m)
+        return jnp.einsum("iac,c,ib->ab", self.hessian_deviations, m, self.gradient_noise) / self._n
+
+    def jacobian_times_mean(self, m: Float[Array, " d"]) -> Float[Array, "p d d"]:
+        """`mean Zᵢⱼ mᵀ ΔHᵢ` for each j."""
+        if self.noise_operator:
+            return jnp.einsum("jacb,c->jab", self.jacobian_hessian, m)
+        return jnp.einsum("iaj,c,icb->jab", self.jacobian_noise, m, self.hessian_deviations) / self._n
+
+    def hessian_times_jacobian_mean(self, N: Float[Array, "d p"]) -> tuple[Float[Array, "d d"], Float[Array, "p d d"]]:
+        """`Σⱼ mean ΔHᵢ Nⱼ Zᵢⱼᵀ` and, for each j, `mean ΔHᵢ Nⱼ zᵢᵀ`."""
+        if self.noise_operator:
+            return (jnp.einsum("jbac,cj->ab", self.jacobian_hessian, N),
+                    jnp.einsum("acb,cj->jab", self.hessian_gradient, N))
+        dH_N = jnp.einsum("iab,bj->iaj", self.hessian_deviations, N)
+        return (jnp.einsum("iaj,ibj->ab", dH_N, self.jacobian_noise) / self._n,
+                jnp.einsum("iaj,ib->jab", dH_N, self.gradient_noise) / self._n)
+
+    @property
+    def _n(self) -> int:
+        return int(self.gradient_noise.shape[0])
+
+
+def affine_dynamics(problem: Problem, theta: Real[ArrayLike, ...] | None = None, *, seed: int = 0,
+                    ) -> AffineDynamics:
+    """The coefficients of the exact moment recursion of `problem` at `θ` (default `theta0`).
+
+    Everything is obtained from `problem.loss` on one-sample batches by automatic
+    differentiation at x*, and from `problem.solution`, `problem.solution_jacobian`.
+
+    **Raises:** `NotAffineError` if a per-sample Hessian changes between x* and a second point
+    by more than `AFFINE_TOLERANCE` relative (the module docstring); `seed` draws that point.
+    """
+    theta = problem.check_theta(problem.theta0 if theta is None else theta)
+    x_star = problem.solution(theta)
+    jac_star = problem.solution_jacobian(theta)
+    scale = 1.0 + float(jnp.linalg.norm(x_star))
+    probe = x_star + scale * jax.random.normal(jax.random.key(seed), x_star.shape, jnp.float64)
+    parts = _per_sample(problem, theta, x_star, jac_star, probe)
+    hessians, hessians_elsewhere = parts["hessians"], parts["hessians_elsewhere"]
+    size = float(jnp.max(jnp.abs(hessians)))
+    change = float(jnp.max(jnp.abs(hessians - hessians_elsewhere)))
+    if change > AFFINE_TOLERANCE * max(size, np.finfo(np.float64).tiny):
+        name = getattr(problem, "name", type(problem).__name__)
+        raise NotAffineError(
+            f"exact moments need per-sample gradients affine in x, but the per-sample Hessians of {name} "
+            f"change by {change / size:.3g} (relative to their largest entry) between x* and a point at distance "
+            f"~{scale:.3g} from it (tolerance {AFFINE_TOLERANCE:g}); use rates.error_curves instead"
+        )
+    mean_hessian = hessians.mean(0)
+    couplings = parts["couplings"]
+    mean_coupling = couplings.mean(0)
+    deviations = hessians - mean_hessian
+    coupling_deviations = couplings - mean_coupling
+    d = problem.dim
+    noise_operator = d <= OPERATOR_MAX_DIM
+    # vec(ΔH X ΔH) = (ΔH ⊗ ΔH) vec X for symmetric ΔH (row-major vec).
+    noise_matrix = (jnp.einsum("iab,icd->acbd", deviations, deviations).reshape(d * d, d * d) / deviations.shape[0]
+                    if noise_operator else jnp.zeros((1, 1)))
+    z, Z = parts["gradients"], parts["jacobian_terms"]
+    n = z.shape[0]
+    return AffineDynamics(
+        hessian=0.5 * (mean_hessian + mean_hessian.T),
+        gradient_covariance=z.T @ z / n,
+        jacobian_covariance=jnp.einsum("iaj,ibj->ab", Z, Z) / n,
+        cross_covariance=jnp.einsum("iaj,ib->jab", Z, z) / n,
+        hessian_gradient=(jnp.einsum("iac,ib->acb", deviations, z) / n) if noise_operator else jnp.zeros((1,) * 3),
+        jacobian_hessian=(jnp.einsum("iaj,icb->jacb", Z, deviations) / n) if noise_operator else jnp.zeros((1,) * 4),
+        gradient_noise=z,
+        jacobian_noise=Z,
+        coupling=mean_coupling,
+        hessian_deviations=deviations,
+        coupling_deviations=coupling_deviations,
+        noise_matrix=noise_matrix,
+        x_star=x_star,
+        jac_star=jac_star,
+        coupled=bool(jnp.any(couplings != 0)),
+        random_coupling=bool(jnp.any(coupling_deviations != 0)),
+        noise_operator=noise_operator,
+    )
+
+
+@jax.jit
+def _per_sample(problem, theta, x_star, jac_star, probe):
+    def per_sample_loss(x, theta_, sample):
+        return problem.loss(x, theta_, jax.tree.map(lambda leaf: leaf[None], sample))
+
+    gradient = jax.grad(per_sample_loss)
+    hessian = jax.hessian(per_sample_loss)
+
+    def one(sample):
+        g, push = jax.linearize(lambda x, t: gradient(x, t, sample), x_star, theta)
+        jacobian_term = jax.vmap(push, out_axes=1)(jac_star.T, jnp.eye(theta.shape[0]))  # (d, p)
+        h = hessian(x_star, theta, sample)
+        coupling = jnp.moveaxis(jax.jacfwd(hessian, argnums=1)(x_star, theta, sample), -1, 0)  # (p, d, d)
+        return dict(gradients=g, jacobian_terms=jacobian_term, hessians=0.5 * (h + h.T),
+                    hessians_elsewhere=hessian(probe, theta, sample), couplings=coupling)
+
+    return lax.map(one, problem.data)
+
+
+@pytree_dataclass
+class ExactMoments:
+    """The moments of the errors after k steps: `m = E e`, `N = E E` (d, p), `P = E eeᵀ`,
+    `C[j] = E Eⱼeᵀ` (p, d, d; zeros and unused without coupling), `Q = E EEᵀ`."""
+
+    m: Float[Array, " d"]
+    N: Float[Array, "d p"]
+    P: Float[Array, "d d"]
+    C: Float[Array, "p d d"]
+    Q: Float[Array, "d d"]
+
+    @classmethod
+    def start(cls, dynamics: AffineDynamics, x_init: Float[Array, " d"]) -> ExactMoments:
+        """The deterministic start `x₀ = x_init`, `J₀ = 0`."""
+        e = x_init - dynamics.x_star
+        errors = -dynamics.jac_star
+        return cls(m=e, N=errors, P=jnp.outer(e, e), C=jnp.einsum("aj,b->jab", errors, e), Q=errors @ errors.T)
+
+    def statistics(self, dynamics: AffineDynamics) -> Float[Array, " 3"]:
+        """`E‖e‖²`, `E‖E‖²_F` and `E[F(x) − F*] = ½ tr(H̄P)` (F is quadratic)."""
+        return jnp.stack([jnp.trace(self.P), jnp.trace(self.Q), 0.5 * jnp.sum(dynamics.hessian * self.P)])
+
+    def step(self, dynamics: AffineDynamics, alpha: Float[Array, ""], inverse_batch: Float[Array, ""],
+             ) -> ExactMoments:
+        """The moments after one step of size α with batches of `1/inverse_batch` samples
+        (`inverse_batch = 0`: full batch). The terms are those of `docs/theory.md`."""
+        d = dynamics
+        m, N, P, C, Q = self.m, self.N, self.P, self.C, self.Q
+        contraction = jnp.eye(d.dim) - alpha * d.hessian
+        noise_scale = alpha**2 * inverse_batch
+
+        hessian_noise = d.hessian_noise(jnp.concatenate([P[None], Q[None], C], axis=0) if d.coupled
+                                        else jnp.stack([P, Q]))
+        # E[εεᵀ]·b = mean ΔHPΔH + ΔHm zᵀ + z mᵀΔH + zzᵀ.
+        cross_e = d.hessian_times_mean(m)
+        noise_ee = hessian_noise[0] + cross_e + cross_e.T + d.gradient_covariance
+        P_next = contraction @ P @ contraction + noise_scale * noise_ee
+        # Σⱼ E[ΕⱼΕⱼᵀ]·b = mean ΔHQΔH + Σⱼ (ΔHNⱼZⱼᵀ + ZⱼNⱼᵀΔH + ZⱼZⱼᵀ) (+ random-coupling terms).
+        cross_E, cross_Ee = d.hessian_times_jacobian_mean(N)
+        noise_EE = hessian_noise[1] + cross_E + cross_E.T + d.jacobian_covariance
+        Q_next = contraction @ Q @ contraction + noise_scale * noise_EE
+        N_next = contraction @ N
+        C_next = C
+        if d.coupled:
+            G = d.coupling
+            G_m = jnp.einsum("jab,b->aj", G, m)
+            N_next = N_next - alpha * G_m
+            C_contracted = jnp.einsum("ab,jbc->jac", contraction, C)
+            G_P = jnp.einsum("jab,bc->jac", G, P)
+            C_G = jnp.einsum("jab,jbc->ac", C_contracted, G)   # Σⱼ ÃCⱼḠⱼ
+            Q_next = Q_next - alpha * (C_G + C_G.T) + alpha**2 * jnp.einsum("jab,bc,jdc->ad", G, P, G)
+            # E[Εⱼεᵀ]·b = mean ΔHCⱼΔH + ZⱼmᵀΔH + ΔHNⱼzᵀ + Zⱼzᵀ (+ random-coupling terms).
+            noise_Ee = hessian_noise[2:] + d.jacobian_times_mean(m) + cross_Ee + d.cross_covariance
+            if d.random_coupling:
+                z, Z, dH, n = d.gradient_noise, d.jacobian_noise, d.hessian_deviations, d._n
+                dG = d.coupling_deviations
+                dG_m = jnp.einsum("ijab,b->ija", dG, m)
+                dG_P = jnp.einsum("ijab,bc->ijac", dG, P)
+                noise_Ee = noise_Ee + (jnp.einsum("ijac,icb->jab", dG_P, dH)
+                                       + jnp.einsum("ija,ib->jab", dG_m, z)) / n
+                # Σⱼ mean ΔGⱼPΔGⱼ + (ΔHCⱼΔGⱼ + ΔGⱼmZⱼᵀ + their transposes).
+                dH_C = jnp.einsum("iab,jbc->ijac", dH, C)
+                cross = jnp.einsum("ijab,ijcb->ac", dH_C, dG) + jnp.einsum("ija,ibj->ab", dG_m, Z)
+                coupling_noise = (jnp.einsum("ijab,ijcb->ac", dG_P, dG) + cross + cross.T) / n
+                Q_next = Q_next + noise_scale * coupling_noise
+            C_next = (jnp.einsum("jab,bc->jac", C_contracted, contraction)
+                      - alpha * jnp.einsum("jac,cb->jab", G_P, contraction)
+                      + noise_scale * noise_Ee)
+        return ExactMoments(m=contraction @ m, N=N_next, P=P_next, C=C_next, Q=Q_next)
+
+
+def exact_curves(
+    problem: Problem,
+    theta: Real[ArrayLike, ...] | None = None,
+    *,
+    step_size: StepSize,
+    num_steps: int,
+    batch_size: int | None = 1,
+    num_checkpoints: int = 32,
+    x_init: Float[ArrayLike, " d"] | None = None,
+) -> Curves:
+    """The exact expectations of the curves of `rates.error_curves`, with no seeds.
+
+    `E‖xₖ − x*‖²`, `E‖Jₖ − J*‖²_F` and `E[F(xₖ) − F*]` at the same checkpoints as
+    `error_curves` (standard errors zero, `num_seeds=None`), by the moment recursion of the
+    module docstring, run under `jit` in a loop over steps that records at the checkpoints.
+
+    **Arguments:** as `rates.error_curves` (`batch_size=None`: full-batch gradient descent),
+    without seeds or key.
+
+    **Cost** per step: O((p + 2)·d⁴) for d ≤ `OPERATOR_MAX_DIM` (one matrix product with the
+    stored Hessian-noise operator), else O((p + 2)·n·d³); without coupling (least squares,
+    any problem whose Hessians do not depend on θ), p + 2 becomes 2.
+
+    **Raises:** `NotAffineError` for a problem whose per-sample gradients are not affine in
+    x; as `error_curves` for bad arguments; `DivergenceError` if the moments become infinite.
+    """
+    # No randomness is used; check_run's key argument is only validated.
+    theta, _, schedule, x_init = check_run(problem, problem.theta0 if theta is None else theta, jax.random.key(0),
+                                           step_size, num_steps, batch_size, x_init, stacklevel=3)
+    check_count(num_checkpoints, "num_checkpoints", minimum=2)
+    dynamics = affine_dynamics(problem, theta)
+    steps = checkpoints(num_steps, num_checkpoints)
+    segment_lengths = jnp.asarray(np.diff(steps, prepend=0), dtype=jnp.int64)
+    inverse_batch = jnp.asarray(0.0 if batch_size is None else 1.0 / batch_size)
+    values = np.asarray(_exact(dynamics, schedule, x_init, segment_lengths, inverse_batch))
+    nonfinite = ~np.all(np.isfinite(values), axis=1)
+    if nonfinite.any():
+        raise divergence_error(problem, theta, schedule,
+                               f"in expectation from the checkpoint k = {int(steps[np.argmax(nonfinite)])} on")
+    zeros = np.zeros(len(steps))
+    return Curves(
+        steps=steps,
+        **{name: values[:, i] for i, name in enumerate(STATISTICS)},
+        **{f"{name}_se": zeros for name in STATISTICS},
+        num_seeds=None,
+        batch_size=batch_size,
+    )
+
+
+@jax.jit
+def _exact(dynamics: AffineDynamics, schedule: Schedule, x_init: Float[Array, " d"],
+           segment_lengths: Int[Array, " C"], inverse_batch: Float[Array, ""]) -> Float[Array, "C 3"]:
+    def advance(k, moments):
+        return moments.step(dynamics, schedule(k), inverse_batch)
+
+    def run(moments, start, length):
+        # UNROLL steps per pass, then the remainder.
+        def block(i, state):
+            for j in range(UNROLL):
+                state = advance(start + i * UNROLL + j, state)
+            return state
+
+        blocks = length // UNROLL
+        moments = lax.fori_loop(0, blocks, block, moments)
+        return lax.fori_loop(start + blocks * UNROLL, start + length, advance, moments)
+
+    def segment(carry, length):
+        moments, k = carry
+        moments = run(moments, k, length)
+        return (moments, k + length), moments.statistics(dynamics)
+
+    initial = (ExactMoments.start(dynamics, x_init), jnp.asarray(0, jnp.int64))
+    return lax.scan(segment, initial, segment_lengths)[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Limit:
+    """A limit of the exact curves: `iterate` for `E‖e‖²`, `jacobian` for `E‖E‖²_F`, and
+    `suboptimality` for `E[F − F*]`, each as a number (see the function that returns it)."""
+
+    iterate: float
+    jacobian: float
+    suboptimality: float
+
+
+def first_order_plateau(problem: Problem, theta: Real[ArrayLike, ...] | None = None, *, step_size: float,
+                        batch_size: int = 1) -> Limit:
+    """The noise ball of constant steps α to first order in α: `lim_k E‖eₖ‖² = u₁α + O(α²)`, …
+
+    **Theorem** (`docs/theory.md`, "The plateau to first order in α"). For gradients affine in
+    x and a constant step α with `αL < 2`, the moments converge to the fixed point of the exact
+    recursion; writing `P = αP₁ + O(α²)` (and likewise C, Q), the terms of order α give
+
+        H̄P₁ + P₁H̄ = Σ_z/b,   H̄C₁ⱼ + C₁ⱼH̄ = −ḠⱼP₁ + Ξⱼ/b,   H̄Q₁ + Q₁H̄ = −Σⱼ(C₁ⱼḠⱼ + ḠⱼC₁ⱼᵀ) + Σ_J/b,
+
+    with `Σ_z = mean zzᵀ` (trace σ²), `Ξⱼ = mean Zⱼzᵀ`, `Σ_J = Σⱼ mean ZⱼZⱼᵀ` (trace σ_J²). Without
+    coupling (Ḡ = 0), `tr P₁ = tr(H̄⁻¹Σ_z)/(2b)` and `tr Q₁ = tr(H̄⁻¹Σ_J)/(2b)`.
+
+    **Returns:** a `Limit` holding `α·tr P₁`, `α·tr Q₁` and `½α·tr(H̄P₁)`.
+    """
+    alpha = float(step_size)
+    return _stationary(affine_dynamics(problem, theta), scale=1.0, shift=0.0, noise=alpha / _batch(batch_size),
+                       drive=1.0)
+
+
+def decreasing_limit(problem: Problem, theta: Real[ArrayLike, ...] | None = None, *, a: float,
+                     batch_size: int = 1) -> Limit:
+    """`lim_k k·E‖eₖ‖²` (and the same for the derivative and the suboptimality) for the steps
+    `αₖ = a/(k + k0)`, any k0.
+
+    **Theorem** (`docs/theory.md`, "Decreasing steps: exact rates"). For gradients affine in x
+    and `2aμ > 1`, `Pₖ = X/k + o(1/k)` (and `Cⱼ = Yⱼ/k`, `Q = Z/k`) where
+
+        a(H̄X + XH̄) − X = a²Σ_z/b,   a(H̄Yⱼ + YⱼH̄) − Yⱼ = −aḠⱼX + a²Ξⱼ/b,
+        a(H̄Z + ZH̄) − Z = −aΣⱼ(YⱼḠⱼ + ḠⱼYⱼᵀ) + a²Σ_J/b,
+
+    each solvable since every `a(λᵢ + λⱼ) − 1 ≥ 2aμ − 1 > 0`.
+
+    **Raises:** `ValueError` unless `2aμ > 1` (below it the rate is slower than 1/k).
+    """
+    dynamics = affine_dynamics(problem, theta)
+    mu = float(jnp.linalg.eigvalsh(dynamics.hessian)[0])
+    if not 2.0 * float(a) * mu > 1.0:
+        raise ValueError(f"lim k·E‖e_k‖² is finite only for 2aμ > 1; got a = {a!r}, μ = {mu:.6g}, "
+                         f"2aμ = {2 * a * mu:.6g}")
+    return _stationary(dynamics, scale=float(a), shift=1.0, noise=float(a) ** 2 / _batch(batch_size),
+                       drive=float(a))
+
+
+def _batch(batch_size: int) -> int:
+    return check_count(batch_size, "batch_size")
+
+
+def _stationary(dynamics: AffineDynamics, *, scale: float, shift: float, noise: float, drive: float) -> Limit:
+    """Solve `s(H̄X + XH̄) − tX = R` for the three moments (s = `scale`, t = `shift`), with the
+    noise terms weighted by `noise` and the coupling by `drive`; return the traces."""
+    eigenvalues, basis = (np.asarray(part) for part in jnp.linalg.eigh(dynamics.hessian))
+    denominator = scale * (eigenvalues[:, None] + eigenvalues[None, :]) - shift
+
+    def solve(right):
+        rotated = basis.T @ right @ basis
+        return basis @ (rotated / denominator) @ basis.T
+
+    coupling = np.asarray(dynamics.coupling)
+    P = solve(noise * np.asarray(dynamics.gradient_covariance))
+    C = [solve(-drive * G @ P + noise * cross) for G, cross in zip(coupling, np.asarray(dynamics.cross_covariance))]
+    coupled = sum((Cj @ G + G @ Cj.T for Cj, G in zip(C, coupling)), np.zeros_like(P))
+    Q = solve(-drive * coupled + noise * np.asarray(dynamics.jacobian_covariance))
+    hessian = np.asarray(dynamics.hessian)
+    return Limit(iterate=float(np.trace(P)), jacobian=float(np.trace(Q)),
+                 suboptimality=0.5 * float(np.sum(hessian * P)))
+
+
+__all__ = ["AffineDynamics", "ExactMoments", "Limit", "NotAffineError", "affine_dynamics", "decreasing_limit",
+           "exact_curves", "first_order_plateau"]
