@@ -37,7 +37,7 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array, ArrayLike, Float, Int, Real
 
-from derivatives.schedules import Schedule, StepSize
+from derivatives.schedules import Schedule, StepSize, as_schedule
 from derivatives.sgd import check_run, divergence_error
 from problems import Problem
 from problems.pytrees import pytree_dataclass, static
@@ -127,6 +127,18 @@ class AffineDynamics:
         dH_N = jnp.einsum("iab,bj->iaj", self.hessian_deviations, N)
         return (jnp.einsum("iaj,ibj->ab", dH_N, self.jacobian_noise) / self._n,
                 jnp.einsum("iaj,ib->jab", dH_N, self.gradient_noise) / self._n)
+
+    def with_noise_scaled(self, *, gradient: float = 1.0, jacobian: float = 1.0) -> AffineDynamics:
+        """The same step with the gradient noise zᵢ scaled by `√gradient` and the Jacobian noise
+        Zᵢ by `√jacobian`, so that σ² and σ_J² (and every covariance built from them) are
+        multiplied by `gradient` and `jacobian`: a problem whose noise constant is misstated."""
+        g, j = float(gradient) ** 0.5, float(jacobian) ** 0.5
+        changes = dict(gradient_noise=g * self.gradient_noise, jacobian_noise=j * self.jacobian_noise,
+                       gradient_covariance=g * g * self.gradient_covariance,
+                       jacobian_covariance=j * j * self.jacobian_covariance,
+                       cross_covariance=g * j * self.cross_covariance, hessian_gradient=g * self.hessian_gradient,
+                       jacobian_hessian=j * self.jacobian_hessian)
+        return dataclasses.replace(self, **changes)
 
     @property
     def _n(self) -> int:
@@ -313,14 +325,32 @@ def exact_curves(
                                            step_size, num_steps, batch_size, x_init, stacklevel=3)
     check_count(num_checkpoints, "num_checkpoints", minimum=2)
     dynamics = affine_dynamics(problem, theta)
+    try:
+        return moment_curves(dynamics, step_size=schedule, num_steps=num_steps, batch_size=batch_size,
+                             num_checkpoints=num_checkpoints, x_init=x_init)
+    except FloatingPointError as error:
+        raise divergence_error(problem, theta, schedule, f"in expectation {error}") from None
+
+
+def moment_curves(dynamics: AffineDynamics, *, step_size: StepSize, num_steps: int, batch_size: int | None = 1,
+                  num_checkpoints: int = 32, x_init: Float[ArrayLike, " d"] | None = None) -> Curves:
+    """`exact_curves` for given coefficients: what `affine_dynamics` returns, or a variant of
+    them (`AffineDynamics.with_noise_scaled`, to ask what a verdict would see if a noise
+    constant were different).
+
+    **Raises:** `FloatingPointError` naming the first checkpoint whose moments are not finite.
+    """
+    schedule = as_schedule(step_size)
+    num_steps = check_count(num_steps, "num_steps", minimum=0)
+    check_count(num_checkpoints, "num_checkpoints", minimum=2)
+    x_init = jnp.zeros(dynamics.dim) if x_init is None else jnp.asarray(x_init, jnp.float64)
     steps = checkpoints(num_steps, num_checkpoints)
     segment_lengths = jnp.asarray(np.diff(steps, prepend=0), dtype=jnp.int64)
-    inverse_batch = jnp.asarray(0.0 if batch_size is None else 1.0 / batch_size)
+    inverse_batch = jnp.asarray(0.0 if batch_size is None else 1.0 / check_count(batch_size, "batch_size"))
     values = np.asarray(_exact(dynamics, schedule, x_init, segment_lengths, inverse_batch))
     nonfinite = ~np.all(np.isfinite(values), axis=1)
     if nonfinite.any():
-        raise divergence_error(problem, theta, schedule,
-                               f"in expectation from the checkpoint k = {int(steps[np.argmax(nonfinite)])} on")
+        raise FloatingPointError(f"from the checkpoint k = {int(steps[np.argmax(nonfinite)])} on")
     zeros = np.zeros(len(steps))
     return Curves(
         steps=steps,
@@ -436,4 +466,4 @@ def _stationary(dynamics: AffineDynamics, *, scale: float, shift: float, noise: 
 
 
 __all__ = ["AffineDynamics", "ExactMoments", "Limit", "NotAffineError", "affine_dynamics", "decreasing_limit",
-           "exact_curves", "first_order_plateau"]
+           "exact_curves", "first_order_plateau", "moment_curves"]
