@@ -397,8 +397,8 @@ class Limit:
     suboptimality: float
 
 
-def first_order_plateau(problem: Problem, theta: Real[ArrayLike, ...] | None = None, *, step_size: float,
-                        batch_size: int = 1) -> Limit:
+def first_order_plateau(problem: Problem, theta: Real[ArrayLike, ...] | None = None, *,
+                        step_size: Real[ArrayLike, ""], batch_size: int = 1) -> Limit:
     """The noise ball of constant steps α to first order in α: `lim_k E‖eₖ‖² = u₁α + O(α²)`, …
 
     **Theorem** (`docs/theory.md`, "The plateau to first order in α"). For gradients affine in
@@ -417,7 +417,7 @@ def first_order_plateau(problem: Problem, theta: Real[ArrayLike, ...] | None = N
                        drive=1.0)
 
 
-def decreasing_limit(problem: Problem, theta: Real[ArrayLike, ...] | None = None, *, a: float,
+def decreasing_limit(problem: Problem, theta: Real[ArrayLike, ...] | None = None, *, a: Real[ArrayLike, ""],
                      batch_size: int = 1) -> Limit:
     """`lim_k k·E‖eₖ‖²` (and the same for the derivative and the suboptimality) for the steps
     `αₖ = a/(k + k0)`, any k0.
@@ -435,7 +435,7 @@ def decreasing_limit(problem: Problem, theta: Real[ArrayLike, ...] | None = None
     dynamics = affine_dynamics(problem, theta)
     mu = float(jnp.linalg.eigvalsh(dynamics.hessian)[0])
     if not 2.0 * float(a) * mu > 1.0:
-        raise ValueError(f"lim k·E‖e_k‖² is finite only for 2aμ > 1; got a = {a!r}, μ = {mu:.6g}, "
+        raise ValueError(f"lim k·E‖e_k‖² is finite only for 2aμ > 1; got a = {float(a):.6g}, μ = {mu:.6g}, "
                          f"2aμ = {2 * a * mu:.6g}")
     return _stationary(dynamics, scale=float(a), shift=1.0, noise=float(a) ** 2 / _batch(batch_size),
                        drive=float(a))
