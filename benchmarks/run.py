@@ -5,7 +5,8 @@
 
 Scripts: `error_curves.py` (once with one CPU device and, on a machine with several
 cores, once more with every core exposed as a device, `JAX_NUM_CPU_DEVICES`),
-`memory.py`, `unrolled.py`, `dsgd.py`, `estimators.py`, `smoothing.py`, `constants.py`.
+`memory.py`, `unrolled.py`, `dsgd.py`, `estimators.py`, `smoothing.py`, `constants.py`,
+`exact_curves.py`.
 Each prints its own table with ratios measured in the same run; the summary at the end
 collects the lines that start with `RESULT` and checks them against the targets.
 """
@@ -31,6 +32,7 @@ FULL = [
     ("estimators.py", [], {}),
     ("smoothing.py", [], {}),
     ("constants.py", [], {}),
+    ("exact_curves.py", [], {}),
 ]
 QUICK = [
     ("error_curves.py", ["--seeds", "64", "--loop-steps", "100"], {}),
@@ -41,6 +43,7 @@ QUICK = [
     ("estimators.py", ["--samples", "4000", "--repeats", "2"], {}),
     ("smoothing.py", ["--repeats", "2"], {}),
     ("constants.py", ["--quick"], {}),
+    ("exact_curves.py", ["--quick"], {}),
 ]
 
 # (pattern in a RESULT line, description, test of the captured number)
@@ -55,6 +58,10 @@ TARGETS = [
      "weighted_ridge constants(), d = 1,000, n = 2,000 ≤ 10 s", lambda v: v <= 10),
     (r"dense weighted_ridge / constants\(\) at d = 200 = ([\d.]+)",
      "dense per-sample eigvalsh / constants() at d = 200 ≥ 10", lambda v: v >= 10),
+    (r"exact_curves least_squares at d = p = 20, n = 200, K = 100,000 = ([\d.]+) s",
+     "exact_curves least squares, d = p = 20, n = 200, K = 1e5 ≤ 60 s", lambda v: v <= 60),
+    (r"exact_curves weighted_ridge at d = p = 20, n = 200, K = 100,000 = ([\d.]+) s",
+     "exact_curves weighted ridge, d = p = 20, n = 200, K = 1e5 ≤ 60 s", lambda v: v <= 60),
 ]
 
 
