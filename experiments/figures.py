@@ -155,6 +155,50 @@ def sweep_figure(sweep: dict) -> Figure:
     return figure
 
 
+# How each ratio of `bound_over_truth_figure` was obtained, its colour and its legend entry.
+RATIO_KINDS = {
+    "plateau": ("C0", "o", "plateau: bound as k → ∞ ÷ exact plateau"),
+    "limit": ("C1", "s", "decreasing steps: lim k·bound ÷ lim k·E (exact)"),
+    "log bound at K": ("C3", "v", "paper's O(log(k)²/k) bound: k·bound ÷ lim k·E at the run's K (grows like log²k)"),
+    "decay rate": ("C2", "D", "exponential fall: truth's decay rate ÷ bound's"),
+    "measured": ("0.5", "x", "no exact truth (logistic): bound ÷ measured, minimum over the fit window"),
+}
+
+
+def bound_over_truth_figure(entries) -> Figure:
+    """How loose each certified bound is: one point per regime and bound, on a log axis.
+
+    `entries`: dictionaries `{"regime", "bound", "ratio", "kind"}`, `kind` a key of
+    `RATIO_KINDS` (what the ratio compares); a ratio of 1 would be a bound as tight as the
+    truth, and is drawn as a line."""
+    entries = [entry for entry in entries if entry["ratio"] is not None and entry["ratio"] > 0]
+    figure = new_figure(8.0, 0.32 * len(entries) + 2.0)
+    axis = figure.subplots()
+    positions = np.arange(len(entries))[::-1]
+    for kind, (color, marker, label) in RATIO_KINDS.items():
+        chosen = [(y, entry) for y, entry in zip(positions, entries) if entry["kind"] == kind]
+        if chosen:
+            axis.hlines([y for y, _ in chosen], 1.0, [entry["ratio"] for _, entry in chosen], color=color, lw=2.5,
+                        alpha=0.35)
+            axis.plot([entry["ratio"] for _, entry in chosen], [y for y, _ in chosen], marker, color=color, ms=6,
+                      ls="none", label=label)
+    for y, entry in zip(positions, entries):
+        axis.annotate(f"{entry['ratio']:.3g}", (entry["ratio"], y), xytext=(6, -3), textcoords="offset points",
+                      fontsize=7)
+    axis.axvline(1.0, color="k", lw=0.8)
+    axis.set_xscale("log")
+    axis.set_yticks(positions, [f"{entry['regime']}: {entry['bound']}" for entry in entries], fontsize=8)
+    axis.set_ylim(-0.7, len(entries) - 0.3)
+    lowest, highest = min(e["ratio"] for e in entries), max(e["ratio"] for e in entries)
+    axis.set_xlim(min(0.5, lowest / 2), highest * 30)
+    axis.xaxis.set_minor_formatter(ticker.NullFormatter())
+    axis.grid(True, axis="x", which="major", alpha=0.3)
+    axis.set_xlabel("certified bound ÷ exact truth (log scale; 1 = tight)")
+    axis.set_title("How loose each certified bound is, as k → ∞", fontsize=10)
+    figure.legend(*_unique_entries([axis]), loc="outside lower center", fontsize=8, frameon=False, ncol=1)
+    return figure
+
+
 def _model_grid(count: int):
     columns = min(3, count)
     rows = (count + columns - 1) // columns

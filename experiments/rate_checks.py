@@ -10,23 +10,52 @@ an upper bound; an exponential rate by a fall of 12 orders of magnitude).
 Where further bounds on the same quantity hold (decreasing steps: `O(1/k)` and the
 paper's `O(log(k)²/k)` on the derivative error), `tightness` says which has the
 measured rate.
+
+Where the expected curves are known exactly (every regime whose per-sample gradients are
+affine in x: least squares and ridge; `rates.exact`), three more things are measured:
+
+- `exact_check`: the measured curves against the exact ones, two-sided, at every checkpoint
+  (`rates.verdict.exact_agreement`), part of the regime's verdict;
+- `verdict_power`: the smallest perturbation each verdict catches at the run's seed count,
+  found by running the verdicts on deliberately perturbed inputs (a derivative `(1 + δ)J_k`,
+  σ_J² misstated by a factor, a rate exponent off by δ), for every regime;
+- `bound_over_truth`: how loose each certified bound is against the exact truth as k → ∞.
+
+The exact curves of a regime (`exact_truth`) are computed apart from its Monte Carlo run, so
+that the report can compute them on a second thread while the seeds run.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+from concurrent.futures import Future
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from derivatives.schedules import Constant
 from experiments.regimes import SWEEP_FRACTIONS, SWEEP_REGIME, ConstantStep, Regime, Settings, step_label
 from rates import bounds as rate_bounds
+from rates import exact as rate_exact
 from rates import fit as rate_fit
 from rates import verdict as rate_verdict
-from rates.curves import Curves, error_curves
+from rates.curves import STATISTICS, Curves, SeedStatistics, mean_and_standard_error, seed_statistics
 
 QUANTITIES = ("iterate_error", "jacobian_error")
+
+# σ_J² multipliers whose exact runs give the derivative curve for every multiplier c:
+# E‖J_k − J*‖²_F is a quadratic a + b√c + γc in √c (`Truth`).
+EXACT_FACTORS = (0.0, 1.0, 4.0)
+# The searched ranges of the perturbations (`verdict_power`), log-spaced, 4 sizes a decade.
+DERIVATIVE_ERRORS = (1e-9, 0.5)        # |δ| in (1 + δ)J_k
+SIGMA2_JAC_EXCESS = (1e-2, 1e8)        # f − 1, for σ_J² claimed f times too small or too large
+RATE_EXPONENTS = (1e-4, 2.0)           # |δ| in (k/k_start)^(∓δ)
+# The factor on σ_J² below which a regime's verdicts must see an error, or be labelled blind.
+BLIND_FACTOR = 2.0
+# Steps at which a bound is evaluated "as k → ∞" (`bound_over_truth`).
+LIMIT_STEP = 1e12
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,9 +74,21 @@ class RegimeResult:
     floors: dict          # float64 resolution of each squared error, and of the suboptimality
     window_start: float   # the verdicts fit the checkpoints k ≥ window_start
     bound_ratios: dict    # quantity -> `bound_over_measured` in the window, or None
+    seeds: SeedStatistics | None = None   # the per-seed statistics behind `curves`
+    # `exact_check` (None: no exact truth, `exact_reason` says why), `verdict_power`, `bound_over_truth`;
+    # all None for a run that was not assessed (`run_regime(assess=False)`).
+    exact: dict | None = None
+    exact_reason: str | None = None
+    power: dict | None = None
+    bound_over_truth: dict | None = None
 
     @property
     def passed(self) -> bool:
+        """Every verdict on a bound passed, and the measurement agrees with the exact curves where known."""
+        return all(v.passed for v in self.verdicts) and (self.exact is None or self.exact["verdict"] == "pass")
+
+    @property
+    def bound_verdicts_passed(self) -> bool:
         return all(v.passed for v in self.verdicts)
 
     def verdict(self, quantity: str) -> rate_verdict.Verdict:
@@ -115,29 +156,56 @@ def bound_over_measured(steps, mean, bound, *, start: float | int, floor: float 
             "max": float(ratios.max())}
 
 
-def run_regime(regime: Regime, settings: Settings) -> RegimeResult:
-    """Run one regime: curves over `settings.num_seeds` seeds, its certified bounds, the
-    verdicts and the looseness of each bound over the fit window.
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """What a regime's run is made of: its problem at θ, its constants (rounding noise set to
+    0, `without_rounding_noise`), its schedule and its number of steps."""
 
-    **Raises:** `rates.bounds.ConditionError` when the regime's steps are outside the
-    conditions of its bounds."""
+    problem: object
+    theta: object
+    x_star_sq: float
+    jac_star_sq: float
+    jac_star_norm: float
+    constants: object
+    zeroed: tuple[str, ...]
+    schedule: object
+    num_steps: int
+
+
+def setup(regime: Regime, settings: Settings) -> Setup:
     problem = regime.make_problem()
     theta = problem.theta0
     x_star, jac_star = np.asarray(problem.solution(theta)), np.asarray(problem.solution_jacobian(theta))
     x_star_sq, jac_star_sq = float(np.sum(x_star**2)), float(np.sum(jac_star**2))
     constants, zeroed = without_rounding_noise(problem.constants(theta), x_star_sq, jac_star_sq)
     schedule = regime.schedule(constants)
-    curves = error_curves(problem, theta, step_size=schedule, num_steps=regime.steps.num_steps(settings, constants),
-                          num_seeds=settings.num_seeds, key=jax.random.key(settings.seed),
-                          num_checkpoints=settings.num_checkpoints)
-    bounds = rate_bounds.sgd_bounds(
-        constants, schedule, batch_size=1, x0_error_sq=x_star_sq, jac0_error_sq=jac_star_sq,
-        jac_star_norm=float(np.linalg.norm(jac_star)), steps=curves.steps,
-    )
+    return Setup(problem, theta, x_star_sq, jac_star_sq, float(np.linalg.norm(jac_star)), constants, zeroed, schedule,
+                 regime.steps.num_steps(settings, constants))
+
+
+def run_regime(regime: Regime, settings: Settings, *, assess: bool = True,
+               truth: Truth | Future | None = None) -> RegimeResult:
+    """Run one regime: curves over `settings.num_seeds` seeds, its certified bounds, the
+    verdicts and the looseness of each bound over the fit window.
+
+    With `assess` (the report's regimes; the sweep leaves it out), also the agreement with
+    the exact curves where known (`exact_check`), the power of the verdicts
+    (`verdict_power`) and each bound against the exact truth (`bound_over_truth`). `truth`:
+    the regime's `exact_truth`, or a `Future` of it, computed here when not given.
+
+    **Raises:** `rates.bounds.ConditionError` when the regime's steps are outside the
+    conditions of its bounds."""
+    run = setup(regime, settings)
+    problem, theta, constants, schedule = run.problem, run.theta, run.constants, run.schedule
+    seeds = seed_statistics(problem, theta, step_size=schedule, num_steps=run.num_steps,
+                            num_seeds=settings.num_seeds, key=jax.random.key(settings.seed),
+                            num_checkpoints=settings.num_checkpoints)
+    curves = seeds.curves()
+    bounds = _bounds(run, constants, curves.steps)
     L = float(constants.L)
     fraction = regime.steps.fraction
-    floors = {"iterate_error": rate_verdict.resolution_floor(x_star_sq, fraction),
-              "jacobian_error": rate_verdict.resolution_floor(jac_star_sq, fraction)}
+    floors = {"iterate_error": rate_verdict.resolution_floor(run.x_star_sq, fraction),
+              "jacobian_error": rate_verdict.resolution_floor(run.jac_star_sq, fraction)}
     # F(x) − F(x*) ≤ (L/2)‖x − x*‖²: the suboptimality of an iterate at the resolution.
     floors["suboptimality"] = 0.5 * L * floors["iterate_error"]
     start = regime.steps.fit_window_start(constants, schedule)
@@ -154,8 +222,23 @@ def run_regime(regime: Regime, settings: Settings) -> RegimeResult:
     ratios = {name: bound_over_measured(curves.steps, getattr(curves, name), evaluation.values, start=start,
                                         floor=floors[name])
               for name, evaluation in evaluations.items()}
-    return RegimeResult(regime, repr(problem), _constants_dict(constants, zeroed), repr(schedule), curves, bounds,
-                        0.5 * L * bounds.iterate.values, tuple(judged.values()), fitted, floors, start, ratios)
+    result = RegimeResult(regime, repr(problem), _constants_dict(constants, run.zeroed), repr(schedule), curves,
+                          bounds, 0.5 * L * bounds.iterate.values, tuple(judged.values()), fitted, floors, start,
+                          ratios, seeds)
+    if not assess:
+        return result
+    truth = truth.result() if isinstance(truth, Future) else truth
+    truth = exact_truth(regime, settings) if truth is None else truth
+    exact = None if isinstance(truth, str) else exact_check(seeds, truth.curves, floors)
+    result = dataclasses.replace(result, exact=exact, exact_reason=truth if isinstance(truth, str) else None)
+    return dataclasses.replace(result, power=verdict_power(result, run, None if isinstance(truth, str) else truth),
+                               bound_over_truth=None if isinstance(truth, str) else bound_over_truth(result, run,
+                                                                                                   truth))
+
+
+def _bounds(run: Setup, constants, steps) -> rate_bounds.SGDBounds:
+    return rate_bounds.sgd_bounds(constants, run.schedule, batch_size=1, x0_error_sq=run.x_star_sq,
+                                  jac0_error_sq=run.jac_star_sq, jac_star_norm=run.jac_star_norm, steps=steps)
 
 
 def _verdict_on(curves: Curves, quantity: str, evaluation, start: float, floor: float) -> rate_verdict.Verdict:
@@ -217,7 +300,8 @@ def run_sweep(settings: Settings, fractions=SWEEP_FRACTIONS, regime: Regime = SW
     """Plateaus of both errors under constant steps `α = fraction/L` on `regime`'s problem
     (each run `α·K`-matched by `ConstantStep.num_steps`, so that it reaches its plateau),
     and the log–log slope of the plateau against α with its 95% interval (theory: 1)."""
-    results = [run_regime(dataclasses.replace(regime, steps=ConstantStep(f)), settings) for f in fractions]
+    results = [run_regime(dataclasses.replace(regime, steps=ConstantStep(f)), settings, assess=False)
+               for f in fractions]
     step_sizes = [f / r.constants["L"] for f, r in zip(fractions, results)]
     sweep = {"problem": results[0].problem_name, "step_fractions": list(fractions),
              "step_labels": [step_label(f) for f in fractions], "step_sizes": step_sizes}
@@ -236,3 +320,333 @@ def run_sweep(settings: Settings, fractions=SWEEP_FRACTIONS, regime: Regime = SW
 def sweep_passes(sweep: dict) -> bool:
     """The plateau is proportional to the step: slope 1 in both intervals."""
     return all(lo <= 1.0 <= hi for lo, _, hi in (sweep["iterate_plateau_slope"], sweep["jacobian_plateau_slope"]))
+
+
+# --- the exact truth, and what the verdicts can see ------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Truth:
+    """The exact expected curves of a regime's run (`rates.exact`), at its checkpoints.
+
+    - `curves`: `rates.exact_curves` of the run (same problem, θ, schedule, K, checkpoints,
+      batch size 1, x₀ = 0).
+    - `jacobian_terms`: `(a, b, γ)`, each over checkpoints, such that with σ_J² multiplied by
+      c (`AffineDynamics.with_noise_scaled(jacobian=c)`, every covariance consistently)
+      `E‖J_k − J*‖²_F = a + b√c + γc` exactly: the moment recursion is linear, and the Jacobian
+      noise Zᵢ (scaled by √c) enters it linearly and through ZZᵀ. Three runs, at the factors
+      `EXACT_FACTORS`, determine the three terms; the iterate moments do not depend on c.
+    - `noiseless`: for interpolation regimes, the exact curves with the noise that
+      `without_rounding_noise` read as 0 set to exactly 0 (the computed σ² of an interpolating
+      problem is rounding, which gives the exact curves a floor near 1e-31): their
+      exponential decay rates. `None` otherwise.
+    - `limit`: `rates.exact.first_order_plateau` (constant steps) or
+      `rates.exact.decreasing_limit` (decreasing steps), or `None` without noise.
+    """
+
+    curves: Curves
+    jacobian_terms: tuple[np.ndarray, np.ndarray, np.ndarray]
+    noiseless: Curves | None
+    limit: rate_exact.Limit | None
+
+    def jacobian_error(self, factor: float) -> np.ndarray:
+        """`E‖J_k − J*‖²_F` at every checkpoint with σ_J² multiplied by `factor` (≥ 0)."""
+        a, b, gamma = self.jacobian_terms
+        return a + b * math.sqrt(factor) + gamma * factor
+
+
+def exact_truth(regime: Regime, settings: Settings) -> Truth | str:
+    """The `Truth` of `regime`'s run at `settings`, or why there is none (a string: the
+    problem's gradients are not affine in x, `rates.exact.NotAffineError`)."""
+    run = setup(regime, settings)
+    try:
+        dynamics = rate_exact.affine_dynamics(run.problem, run.theta)
+    except rate_exact.NotAffineError as error:
+        return f"no exact truth: {error}"
+
+    def moments(dynamics_):
+        return rate_exact.moment_curves(dynamics_, step_size=run.schedule, num_steps=run.num_steps, batch_size=1,
+                                        num_checkpoints=settings.num_checkpoints, x_init=None)
+
+    runs = {factor: moments(dynamics.with_noise_scaled(jacobian=factor)) for factor in EXACT_FACTORS}
+    (f0, f1, f4) = (runs[factor].jacobian_error for factor in EXACT_FACTORS)
+    gamma = (f4 - 2.0 * f1 + f0) / 2.0          # a + b·s + γ·s² at s = √c = 0, 1, 2
+    terms = (f0, f1 - f0 - gamma, gamma)
+    noiseless = None
+    if run.zeroed:
+        noiseless = moments(dynamics.with_noise_scaled(gradient=0.0 if "sigma2" in run.zeroed else 1.0,
+                                                       jacobian=0.0 if "sigma2_jac" in run.zeroed else 1.0))
+    noisy = float(run.constants.sigma2) > 0.0 or float(run.constants.sigma2_jac) > 0.0
+    limit = None
+    if noisy and isinstance(run.schedule, Constant):
+        limit = rate_exact.first_order_plateau(run.problem, run.theta, step_size=float(run.schedule.alpha))
+    elif noisy:
+        limit = rate_exact.decreasing_limit(run.problem, run.theta, a=float(run.schedule.a))
+    return Truth(runs[1.0], terms, noiseless, limit)
+
+
+def _stack(seeds: SeedStatistics, jacobian=None) -> np.ndarray:
+    """The per-seed statistics of `STATISTICS`, `(S, 3, C)`, the derivative error replaced by `jacobian`."""
+    values = [seeds.statistic(name) for name in STATISTICS]
+    if jacobian is not None:
+        values[STATISTICS.index("jacobian_error")] = jacobian
+    return np.stack(values, axis=1)
+
+
+def _agreement(per_seed: np.ndarray, exact: np.ndarray, floors: dict) -> rate_verdict.Agreement:
+    mean, standard_error = mean_and_standard_error(per_seed)
+    return rate_verdict.exact_agreement(mean, standard_error, exact, floor=[floors[name] for name in STATISTICS],
+                                        num_seeds=per_seed.shape[0], skewness=rate_verdict.sample_skewness(per_seed))
+
+
+def _exact_stack(exact: Curves, jacobian=None) -> np.ndarray:
+    values = [getattr(exact, name) for name in STATISTICS]
+    if jacobian is not None:
+        values[STATISTICS.index("jacobian_error")] = jacobian
+    return np.stack(values)
+
+
+def exact_check(seeds: SeedStatistics, exact: Curves, floors: dict) -> dict:
+    """The measured curves against the exact ones: `rates.verdict.exact_agreement` on the
+    three statistics (`STATISTICS`) at every checkpoint, Bonferroni over all of them.
+
+    **Returns:** the `Agreement` as a dictionary (`max_abs_z`, `threshold`, `verdict`, the
+    counts, …), with `statistics` (the rows), `worst` as `{"statistic", "step", "z",
+    "critical_value"}` and the largest relative deviation `max_relative_deviation` between
+    measured and exact over the tested checkpoints."""
+    if not np.array_equal(seeds.steps, exact.steps):
+        raise ValueError("the exact curves must be taken at the run's checkpoints")
+    per_seed, expected = _stack(seeds), _exact_stack(exact)
+    agreement = _agreement(per_seed, expected, floors)
+    found = agreement.as_dict() | {"statistics": list(STATISTICS)}
+    mean, standard_error = mean_and_standard_error(per_seed)
+    if agreement.worst is not None:
+        row, column = agreement.worst
+        z = (mean[row, column] - expected[row, column]) / standard_error[row, column]
+        found["worst"] = {"statistic": STATISTICS[row], "step": int(seeds.steps[column]), "z": float(z),
+                          "critical_value": float(abs(z) / agreement.worst_ratio)}
+    floor = np.asarray([floors[name] for name in STATISTICS])[:, None]
+    resolved = expected > floor
+    found["max_relative_deviation"] = (float(np.max(np.abs(mean - expected)[resolved] / expected[resolved]))
+                                       if resolved.any() else None)
+    return found
+
+
+def _window_factor(steps, start: float, delta: float) -> np.ndarray:
+    """`(k/k_start)^δ` over the fit window `k ≥ k_start`, 1 before it."""
+    steps = np.asarray(steps, dtype=np.float64)
+    return (np.maximum(steps, start) / start) ** delta
+
+
+def verdict_power(result: RegimeResult, run: Setup, truth: Truth | None) -> dict:
+    """The smallest perturbation of the derivative that the regime's verdicts catch, at its
+    seed count, each found by running the verdicts on perturbed inputs
+    (`rates.verdict.smallest_detected`, log-spaced sizes refined by bisection):
+
+    - `derivative_relative_error`: an engine returning `(1 + δ)J_k`, its per-seed derivative
+      error computed exactly from the recorded statistics
+      (`SeedStatistics.scaled_jacobian_error`), both signs of δ, |δ| in `DERIVATIVE_ERRORS`;
+    - `sigma2_jac_factor`: σ_J² misstated by a factor f (`SIGMA2_JAC_EXCESS` holds f − 1):
+      claimed f times too small (the bound evaluated with σ_J²/f; the exact curves with σ_J²/f,
+      `Truth.jacobian_error`) and f times too large (the exact curves with f·σ_J²; a larger
+      constant only loosens a bound, which no bound verdict can catch). Checkpoints where
+      every seed has the same derivative keep their true exact values;
+    - `rate_exponent`: the measured derivative curve (mean, standard error, every seed) times
+      `(k/k_start)^(∓δ)` over the fit window, a rate falling faster (−) or slower (+) by δ,
+      |δ| in `RATE_EXPONENTS`.
+
+    The verdicts: `bound` (the derivative bound held), `rate` (its rate consistent),
+    `exact` (`exact_check`, where the truth is known). A verdict that fails unperturbed
+    measures nothing (`None`, listed in `failing_unperturbed`).
+
+    **Returns:** `{"num_seeds", "derivative_relative_error", "sigma2_jac_factor",
+    "rate_exponent"` (each the smallest size any verdict catches, or `None`),
+    `"blind_to_2x_sigma2_jac"` (σ_J² off by a factor `BLIND_FACTOR` in either direction goes
+    uncaught; `None` when σ_J² = 0), `"blind_directions"`, `"failing_unperturbed"`,
+    `"details"}`; each detail maps a direction to `{verdict: smallest size or None, "any": …}`.
+    """
+    seeds, curves = result.seeds, result.curves
+    start, floors, evaluation = result.window_start, result.floors, result.bounds.jacobian
+    floor = floors["jacobian_error"]
+    verdicts = ("bound", "rate") + (("exact",) if truth is not None else ())
+
+    def judge(per_seed_jacobian, bound=evaluation) -> dict:
+        mean, standard_error = mean_and_standard_error(per_seed_jacobian)
+        v = rate_verdict.judge("jacobian_error", mean, standard_error, bound, fit_from=start, floor=floor)
+        return {"bound": not v.bound_holds, "rate": v.rate_consistent is False}
+
+    def exact_fails(per_seed_jacobian, expected_jacobian=None) -> bool:
+        expected = _exact_stack(truth.curves, expected_jacobian)
+        return not _agreement(_stack(seeds, per_seed_jacobian), expected, floors).passed
+
+    baseline = judge(seeds.statistic("jacobian_error"))
+    if truth is not None:
+        baseline["exact"] = exact_fails(None)
+    failing = [name for name in verdicts if baseline[name]]
+
+    def search(perturbed, sizes, names) -> dict:
+        """`perturbed(size) -> {verdict: failed}`, cached; the smallest caught size per verdict."""
+        cache = {}
+
+        def caught(size, name):
+            if size not in cache:
+                cache[size] = perturbed(size)
+            return cache[size][name]
+
+        found = {name: (None if name in failing else
+                        rate_verdict.smallest_detected(lambda size, name=name: caught(size, name), sizes))
+                 for name in names}
+        # Caught at the smallest size searched: the true threshold may lie below the range.
+        edge = [name for name, size in found.items() if size is not None and size <= sizes[0]]
+        return found | {"any": _smallest(found.values()), "at_range_start": edge}
+
+    details = {}
+    # (a) the derivative scaled by 1 + δ.
+    sizes = rate_verdict.size_grid(*DERIVATIVE_ERRORS)
+
+    def scaled(sign):
+        def perturbed(size):
+            jacobian = seeds.scaled_jacobian_error(sign * size)
+            caught = judge(jacobian)
+            if truth is not None:
+                caught["exact"] = exact_fails(jacobian)
+            return caught
+        return perturbed
+
+    details["derivative_relative_error"] = {"range": list(DERIVATIVE_ERRORS), "positive": search(scaled(1), sizes,
+                                                                                                  verdicts),
+                                            "negative": search(scaled(-1), sizes, verdicts)}
+    # (b) σ_J² misstated by a factor f = 1 + size.
+    sizes = rate_verdict.size_grid(*SIGMA2_JAC_EXCESS)
+    sigma2_jac = float(run.constants.sigma2_jac)
+    if sigma2_jac > 0.0:
+        if truth is not None:
+            # Where every seed has the same derivative (k = 0; k = 1 for ridge, whose J₁ = 0 whatever
+            # the sample), the scaled model is no problem at all: scaling Zᵢ alone would make that
+            # derivative random. Those checkpoints keep their true values.
+            mean, standard_error = mean_and_standard_error(seeds.statistic("jacobian_error"))
+            fixed = standard_error <= rate_verdict.DETERMINISTIC_SE * np.abs(mean)
+
+        def misstated(factor):
+            return np.where(fixed, truth.curves.jacobian_error, truth.jacobian_error(factor))
+
+        def too_small(size):
+            factor = 1.0 + size
+            constants = dataclasses.replace(run.constants, sigma2_jac=jnp.asarray(sigma2_jac / factor))
+            caught = judge(seeds.statistic("jacobian_error"), _bounds(run, constants, curves.steps).jacobian)
+            if truth is not None:
+                caught["exact"] = exact_fails(None, misstated(1.0 / factor))
+            return caught
+
+        def too_large(size):
+            return {"exact": exact_fails(None, misstated(1.0 + size))}
+
+        details["sigma2_jac_factor"] = {
+            "range": [1.0 + SIGMA2_JAC_EXCESS[0], 1.0 + SIGMA2_JAC_EXCESS[1]],
+            "claimed_too_small": _plus_one(search(too_small, sizes, verdicts)),
+            "claimed_too_large": _plus_one(search(too_large, sizes, ("exact",)) if truth is not None
+                                           else {"any": None, "at_range_start": []}) | {"bound": None, "rate": None}}
+    else:
+        details["sigma2_jac_factor"] = None
+    # (c) the rate's exponent off by δ over the fit window.
+    sizes = rate_verdict.size_grid(*RATE_EXPONENTS)
+
+    def tilted(sign):
+        def perturbed(size):
+            jacobian = seeds.statistic("jacobian_error") * _window_factor(curves.steps, start, sign * size)
+            caught = judge(jacobian)
+            if truth is not None:
+                caught["exact"] = exact_fails(jacobian)
+            return caught
+        return perturbed
+
+    details["rate_exponent"] = {"range": list(RATE_EXPONENTS), "faster": search(tilted(-1), sizes, verdicts),
+                                "slower": search(tilted(1), sizes, verdicts)}
+
+    sigma = details["sigma2_jac_factor"]
+    blind_directions = None
+    if sigma is not None:
+        blind_directions = [direction for direction in ("claimed_too_small", "claimed_too_large")
+                            if sigma[direction]["any"] is None or sigma[direction]["any"] > BLIND_FACTOR]
+    return {
+        "num_seeds": seeds.num_seeds,
+        "verdicts": list(verdicts),
+        "derivative_relative_error": _smallest(details["derivative_relative_error"][sign]["any"]
+                                               for sign in ("positive", "negative")),
+        "sigma2_jac_factor": None if sigma is None else _smallest(sigma[d]["any"] for d in ("claimed_too_small",
+                                                                                               "claimed_too_large")),
+        "rate_exponent": _smallest(details["rate_exponent"][d]["any"] for d in ("faster", "slower")),
+        "blind_to_2x_sigma2_jac": None if blind_directions is None else bool(blind_directions),
+        "blind_directions": blind_directions,
+        "sigma2_jac_note": "σ_J² = 0 here: a factor on it changes nothing" if sigma is None else None,
+        "failing_unperturbed": failing,
+        "details": details,
+    }
+
+
+def _smallest(values) -> float | None:
+    found = [v for v in values if v is not None]
+    return min(found) if found else None
+
+
+def _plus_one(found: dict) -> dict:
+    """Sizes `f − 1` as factors f."""
+    return {name: size if name == "at_range_start" or size is None else 1.0 + size for name, size in found.items()}
+
+
+def bound_over_truth(result: RegimeResult, run: Setup, truth: Truth) -> dict:
+    """How loose each certified bound is against the exact truth, as k → ∞.
+
+    - constant steps with noise: the bound's plateau (its value at k = `LIMIT_STEP`) ÷ the
+      exact plateau (the exact curve at the run's last step K; `stationary` is its relative
+      change since the checkpoint nearest K/2, and `truth_over_first_order` compares it with
+      `rates.exact.first_order_plateau`, equal up to 1 + O(α));
+    - decreasing steps: `lim k·bound_k` (at k = `LIMIT_STEP`) ÷ `rates.exact.decreasing_limit`
+      (`truth_convergence`: K·E_K ÷ the limit); the paper's `O(log(k)²/k)` bound has no finite
+      limit: its entry is `k·bound_k ÷ the limit` at k = K, a ratio that grows like log(k)²;
+    - exponential decay (interpolation): `ratio` is the truth's decay rate per step ÷ the
+      bound's (both over the last checkpoints, between K/2 and K, the truth without the
+      rounding-level noise), i.e. how many times longer the bound takes to fall by a factor e.
+
+    **Returns:** `{quantity or certificate: {"bound", "kind", "ratio", …}}`.
+    """
+    bounds, steps = result.bounds, result.curves.steps
+    last = len(steps) - 1
+    half = int(np.argmin(np.abs(steps - steps[-1] / 2)))
+    found = {}
+    large = _bounds(run, run.constants, [LIMIT_STEP]) if truth.limit is not None else None
+    for quantity, evaluation, limit_of in (("iterate_error", bounds.iterate, "iterate"),
+                                           ("jacobian_error", bounds.jacobian, "jacobian")):
+        exact = getattr(truth.curves, quantity)
+        entry = {"bound": evaluation.certificate}
+        if evaluation.rate.kind is rate_bounds.RateKind.EXPONENTIAL:
+            decaying = getattr(truth.noiseless, quantity)
+            truth_rate = math.log(decaying[half] / decaying[last]) / float(steps[last] - steps[half])
+            bound_rate = math.log(evaluation.values[half] / evaluation.values[last]) / float(steps[last] - steps[half])
+            entry |= {"kind": "exponential decay: truth's rate ÷ bound's rate", "truth_rate": truth_rate,
+                      "bound_rate": bound_rate, "ratio": truth_rate / bound_rate}
+        elif isinstance(run.schedule, Constant):
+            bound_limit = float(getattr(large, limit_of).values[0])
+            entry |= {"kind": "plateau: bound as k → ∞ ÷ exact plateau", "bound_limit": bound_limit,
+                      "truth": float(exact[last]), "ratio": bound_limit / float(exact[last]),
+                      "stationary": float(abs(exact[last] - exact[half]) / exact[last]),
+                      "first_order": getattr(truth.limit, limit_of),
+                      "truth_over_first_order": float(exact[last]) / getattr(truth.limit, limit_of)}
+        else:
+            limit = getattr(truth.limit, limit_of)
+            bound_limit = LIMIT_STEP * float(getattr(large, limit_of).values[0])
+            entry |= {"kind": "k·bound_k as k → ∞ ÷ lim k·E_k", "bound_limit": bound_limit, "truth": limit,
+                      "ratio": bound_limit / limit, "truth_convergence": float(steps[last] * exact[last]) / limit}
+        found[quantity] = entry
+    for evaluation in bounds.jacobian_alternatives:
+        limit = truth.limit.jacobian
+        at_end = float(steps[last] * evaluation.values[last])
+        found[evaluation.certificate] = {
+            "bound": evaluation.certificate, "kind": "k·bound_k ÷ lim k·E_k at the run's last step K",
+            "step": int(steps[last]), "bound_limit": None, "truth": limit, "ratio": at_end / limit,
+            "grows_like": f"log(k)^{evaluation.rate.log_power:g}",
+            "ratio_at_limit_step": LIMIT_STEP * float(_alternative(large, evaluation).values[0]) / limit}
+    return found
+
+
+def _alternative(bounds: rate_bounds.SGDBounds, evaluation: rate_bounds.Evaluation) -> rate_bounds.Evaluation:
+    return next(e for e in bounds.jacobian_alternatives if e.certificate == evaluation.certificate)

@@ -7,7 +7,11 @@ For S seeds and K steps, the mean and standard error over seeds of
                            recursion `derivatives.sgd.TangentRecursion`),
 - `F(x_k) − F(x*)`        (`suboptimality`),
 
-are recorded at log-spaced checkpoints. The steps are those of `derivatives.unrolled`
+are recorded at log-spaced checkpoints, together with a fourth per-seed statistic,
+`⟨J_k − J*, J*⟩_F` (`jacobian_cross`): with it, the derivative error of an engine that
+returned `(1 + δ)J_k` is known exactly, seed by seed, without rerunning anything
+(`SeedStatistics.scaled_jacobian_error`; `seed_statistics` returns the per-seed values,
+`error_curves` their means). The steps are those of `derivatives.unrolled`
 (`mode="tangent"`): the same SGD step and loop (`derivatives.sgd.iterate_segments`, a
 `fori_loop` between checkpoints), and the same minibatches for the same key. Memory
 holds the iterates and Jacobians of the seeds in flight and the C checkpoint
@@ -16,7 +20,7 @@ statistics, whatever K is.
 **Scale-out.** The seed axis is split over every JAX device (`jax.devices()`: all
 local GPUs, or every device of every process after `jax.distributed.initialize()`)
 with `shard_map`; each device runs its seeds in chunks (`lax.map` over `vmap`ped
-chunks, sized to stay in cache on a CPU). The per-seed statistics (S × C × 3 numbers)
+chunks, sized to stay in cache on a CPU). The per-seed statistics (S × C × 4 numbers)
 are gathered and reduced on the host in seed order. Seed s always uses
 `split(key, S)[s]`, so the curves are the same whatever the number of devices,
 processes or the chunk size, up to the rounding of differently compiled batch shapes
@@ -52,6 +56,8 @@ from problems import Problem
 from problems.validation import KeyLike, check_count
 
 STATISTICS = ("iterate_error", "jacobian_error", "suboptimality")
+# What each seed records at each checkpoint: the statistics of the curves, and ⟨J_k − J*, J*⟩_F.
+SEED_STATISTICS = STATISTICS + ("jacobian_cross",)
 
 SEED_AXIS = "seeds"
 
@@ -87,6 +93,58 @@ class Curves:
             for field in dataclasses.fields(self)
             for value in [getattr(self, field.name)]
         }
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedStatistics:
+    """What each seed of `error_curves` recorded: `values[s, c, i]` is statistic
+    `SEED_STATISTICS[i]` of seed s at checkpoint `steps[c]`.
+
+    `jac_star_sq` is `‖J*‖²_F`; `curves()` reduces the seeds to the `Curves` of `error_curves`."""
+
+    steps: Int[np.ndarray, " C"]
+    values: Float[np.ndarray, "S C 4"]
+    jac_star_sq: float
+    batch_size: int | None
+
+    @property
+    def num_seeds(self) -> int:
+        return int(self.values.shape[0])
+
+    def statistic(self, name: str) -> Float[np.ndarray, "S C"]:
+        """The per-seed values of one of `SEED_STATISTICS`."""
+        return self.values[:, :, SEED_STATISTICS.index(name)]
+
+    def curves(self) -> Curves:
+        """Means over seeds and their standard errors: what `error_curves` returns."""
+        means, standard_errors = mean_and_standard_error(self.values[:, :, :len(STATISTICS)])
+        return Curves(
+            steps=self.steps,
+            **{name: means[:, i] for i, name in enumerate(STATISTICS)},
+            **{f"{name}_se": standard_errors[:, i] for i, name in enumerate(STATISTICS)},
+            num_seeds=self.num_seeds,
+            batch_size=self.batch_size,
+        )
+
+    def scaled_jacobian_error(self, delta: float) -> Float[np.ndarray, "S C"]:
+        """Per seed, `‖(1 + δ)J_k − J*‖²_F`: the derivative error of an engine that returned
+        `(1 + δ)J_k` instead of `J_k` (the iterates unchanged), from
+
+            ‖(1 + δ)J_k − J*‖² = (1 + δ)²‖J_k − J*‖² + 2δ(1 + δ)⟨J_k − J*, J*⟩ + δ²‖J*‖²,
+
+        exact up to rounding, seed by seed (`tests/test_report_power.py` compares it with a
+        mutated run). `δ = 0` gives the recorded `jacobian_error`."""
+        delta = float(delta)
+        error, cross = self.statistic("jacobian_error"), self.statistic("jacobian_cross")
+        if delta == 0.0:
+            return error
+        return (1 + delta) ** 2 * error + 2 * delta * (1 + delta) * cross + delta**2 * self.jac_star_sq
+
+
+def mean_and_standard_error(per_seed: Float[ArrayLike, "S ..."]) -> tuple[np.ndarray, np.ndarray]:
+    """The mean over the seed axis (the first) and its standard error `sd/√S` (`ddof=1`)."""
+    per_seed = np.asarray(per_seed, dtype=np.float64)
+    return per_seed.mean(axis=0), per_seed.std(axis=0, ddof=1) / np.sqrt(per_seed.shape[0])
 
 
 def checkpoints(num_steps: int, num_checkpoints: int) -> Int[np.ndarray, " C"]:
@@ -141,23 +199,45 @@ def error_curves(
     and > 0 where it is used, a step above 2/L warns), and `DivergenceError` naming the
     first checkpoint whose statistics are not finite.
     """
+    return _seed_statistics(problem, theta, step_size, num_steps, num_seeds, batch_size, key, num_checkpoints, x_init,
+                            mesh, seeds_per_chunk).curves()
+
+
+def seed_statistics(
+    problem: Problem,
+    theta: Real[ArrayLike, ...] | None = None,
+    *,
+    step_size: StepSize,
+    num_steps: int,
+    num_seeds: int,
+    batch_size: int | None = 1,
+    key: KeyLike | None = None,
+    num_checkpoints: int = 32,
+    x_init: Float[ArrayLike, " d"] | None = None,
+    mesh: Mesh | None = None,
+    seeds_per_chunk: int | None = None,
+) -> SeedStatistics:
+    """`error_curves` before the reduction over seeds: the same run (same arguments, same
+    keys, same checks and errors), returning every seed's statistics (`SeedStatistics`,
+    `SEED_STATISTICS`) rather than their means."""
+    return _seed_statistics(problem, theta, step_size, num_steps, num_seeds, batch_size, key, num_checkpoints, x_init,
+                            mesh, seeds_per_chunk)
+
+
+def _seed_statistics(problem, theta, step_size, num_steps, num_seeds, batch_size, key, num_checkpoints, x_init, mesh,
+                     seeds_per_chunk) -> SeedStatistics:
+    # check_run ← _plan ← here ← the public function ← its caller: the warning's stacklevel is 5.
     steps, arguments = _plan(problem, theta, step_size, num_steps, num_seeds, batch_size, key, num_checkpoints,
-                             x_init, mesh, seeds_per_chunk)
-    per_seed = np.asarray(_curves(*arguments))                           # (S, C, 3)
+                             x_init, mesh, seeds_per_chunk, stacklevel=5)
+    per_seed = np.asarray(_curves(*arguments))                           # (S, C, 4)
     nonfinite = ~np.all(np.isfinite(per_seed), axis=(0, 2))
     if nonfinite.any():
         first = int(steps[np.argmax(nonfinite)])
         raise divergence_error(problem, arguments[1], arguments[3],
                                f"from the checkpoint k = {first} on (in at least one seed)")
-    means = per_seed.mean(axis=0)
-    standard_errors = per_seed.std(axis=0, ddof=1) / np.sqrt(per_seed.shape[0])
-    return Curves(
-        steps=steps,
-        **{name: means[:, i] for i, name in enumerate(STATISTICS)},
-        **{f"{name}_se": standard_errors[:, i] for i, name in enumerate(STATISTICS)},
-        num_seeds=num_seeds,
-        batch_size=batch_size,
-    )
+    jac_star = np.asarray(problem.solution_jacobian(arguments[1]))
+    return SeedStatistics(steps=steps, values=per_seed, jac_star_sq=float(np.sum(jac_star**2)),
+                          batch_size=batch_size)
 
 
 def compiled_memory(problem: Problem, theta: Real[ArrayLike, ...] | None = None, **options: Any) -> int:
@@ -179,11 +259,11 @@ def compiled_memory(problem: Problem, theta: Real[ArrayLike, ...] | None = None,
 
 
 def _plan(problem, theta, step_size, num_steps, num_seeds, batch_size, key, num_checkpoints, x_init, mesh,
-          seeds_per_chunk):
+          seeds_per_chunk, stacklevel=4):
     """Check the arguments of `error_curves`; return the checkpoints and `_curves`'s arguments."""
     key = jax.random.key(0) if key is None else key
     theta, key, schedule, x_init = check_run(problem, problem.theta0 if theta is None else theta, key, step_size,
-                                             num_steps, batch_size, x_init, stacklevel=4)
+                                             num_steps, batch_size, x_init, stacklevel=stacklevel)
     num_seeds = check_count(num_seeds, "num_seeds", minimum=2)
     check_count(num_checkpoints, "num_checkpoints", minimum=2)
     mesh = seed_mesh() if mesh is None else mesh
@@ -223,6 +303,7 @@ def _curves(problem, theta, key, schedule, x_init, segment_lengths, batch_size, 
             jnp.sum((x - x_star) ** 2),
             jnp.sum((tangents - jac_star.T) ** 2),
             problem.objective(x, theta) - value_star,
+            jnp.sum((tangents - jac_star.T) * jac_star.T),
         ])
 
     def on_device(local_keys):
@@ -239,6 +320,6 @@ def _curves(problem, theta, key, schedule, x_init, segment_lengths, batch_size, 
 
     per_seed = jax.shard_map(on_device, mesh=mesh, in_specs=PartitionSpec(SEED_AXIS),
                              out_specs=PartitionSpec(SEED_AXIS))(keys)[:num_seeds]
-    # Gathered to every device (S × C × 3 numbers): each process reduces them on the host
+    # Gathered to every device (S × C × 4 numbers): each process reduces them on the host
     # in the same order, whatever the number of devices.
     return lax.with_sharding_constraint(per_seed, NamedSharding(mesh, PartitionSpec()))

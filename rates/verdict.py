@@ -16,13 +16,21 @@ the claimed log–log slope lies in the confidence interval of the fitted slope 
 whose calibration is stated there) for a rate claimed tight, and on the right side of it
 for a rate that is only an upper bound (`rate_holds`). `judge` reads both the values and
 the rate from a `rates.bounds.Evaluation`.
+
+Where the expected curve is known exactly (`rates.exact_curves`, problems whose gradients
+are affine in x), `exact_agreement` tests the measurement against it two-sidedly, checkpoint
+by checkpoint. `smallest_detected` searches for the smallest perturbation of a verdict's
+input that the verdict catches: the power of a check, measured by running it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Callable, Sequence
 
 import numpy as np
+from scipy import stats
 
 from rates import fit as rate_fit
 from rates.bounds import Evaluation, Rate, RateKind
@@ -34,6 +42,17 @@ EXPONENTIAL_DROP = 1e-12
 # A plateau (a noise ball, a floor) must sit this far above where the run started: a curve
 # that fell to rounding is flat too, but it is not the claimed plateau.
 PLATEAU_ABOVE_START = 1e-8
+
+# `exact_agreement`: the family-wise probability of failing a correct engine (nominal, under
+# the Bonferroni bound and the normal approximation of the seed mean; measured: its docstring).
+EXACT_FAMILY_FALSE_FAILURE = 1e-3
+# A checkpoint is deterministic when its standard error is below this fraction of its mean (all
+# seeds equal: k = 0); it must then match the exact value to `EXACT_RTOL`, relative.
+DETERMINISTIC_SE = 1e-12
+EXACT_RTOL = 1e-9
+# The normal approximation of a mean of S seeds is trusted when their coefficient of variation
+# (sd/mean) is at most this, i.e. the effective number of seeds (Σx)²/Σx² is at least about S/2.
+MAX_VARIATION = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,3 +181,167 @@ def judge(quantity: str, mean, standard_error, bound: Evaluation, *, fit_from: f
         above_rounding = bool(mean[-1] / mean[0] > PLATEAU_ABOVE_START)
         verdict = dataclasses.replace(verdict, rate_consistent=bool(verdict.rate_consistent and above_rounding))
     return verdict
+
+
+@dataclasses.dataclass(frozen=True)
+class Agreement:
+    """The verdict of `exact_agreement`: does a measured curve agree with its exact expectation?
+
+    `max_abs_z`: the largest |z| over the tested checkpoints (`None`: none tested);
+    `threshold`: the Bonferroni critical value of |z| before the skewness allowance, and
+    `worst_ratio`: the largest |z| ÷ (that checkpoint's critical value, allowance included),
+    ≤ 1 when every tested checkpoint agrees. `worst`: where that ratio is attained,
+    `(row, column)` of the inputs. `deterministic_deviation`: the largest relative
+    |mean − exact| over the deterministic checkpoints (`None`: none). Counts: `num_tested`
+    (z-tested), `num_deterministic`, `num_unresolved` (exact value at or below the float64
+    floor: not tested), `num_heavy_tailed` (seeds too dispersed for the normal approximation:
+    not tested)."""
+
+    passed: bool
+    max_abs_z: float | None
+    threshold: float
+    worst_ratio: float | None
+    worst: tuple[int, int] | None
+    deterministic_deviation: float | None
+    family_false_failure: float
+    num_tested: int
+    num_deterministic: int
+    num_unresolved: int
+    num_heavy_tailed: int
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self) | {"verdict": "pass" if self.passed else "fail",
+                                           "worst": None if self.worst is None else list(self.worst)}
+
+
+def sample_skewness(per_seed) -> np.ndarray:
+    """`m₃/m₂^(3/2)` over the first (seed) axis; 0 where the seeds are all equal."""
+    per_seed = np.asarray(per_seed, dtype=np.float64)
+    deviations = per_seed - per_seed.mean(axis=0)
+    m2, m3 = np.mean(deviations**2, axis=0), np.mean(deviations**3, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        skewness = m3 / m2**1.5
+    return np.where(m2 > 0, skewness, 0.0)
+
+
+def exact_agreement(mean, standard_error, exact, *, floor=0.0, num_seeds: int | None = None, skewness=None,
+                    family_false_failure: float = EXACT_FAMILY_FALSE_FAILURE) -> Agreement:
+    """Whether measured means over seeds agree with their exact expectations at every checkpoint.
+
+    **The test.** The inputs are arrays over checkpoints, `(C,)`, or a stack of curves
+    (statistics) `(Q, C)` with `floor` a number or one per curve. Each checkpoint is one of:
+
+    - *unresolved*, when the exact value is at or below `floor` (the float64 resolution,
+      `resolution_floor`): the measurement there is rounding, and it is not tested;
+    - *deterministic*, when `se ≤ DETERMINISTIC_SE·|mean|` (every seed equal, e.g. k = 0): it
+      must match, `|mean − exact| ≤ EXACT_RTOL·|exact|`;
+    - *heavy-tailed*, when the seeds' coefficient of variation `se·√S/mean` exceeds
+      `MAX_VARIATION` (the effective number of seeds (Σx)²/Σx² is below about S/2): a few seeds
+      carry the mean, whose normal approximation is then not to be trusted, so it is not
+      tested (`num_heavy_tailed` says how many; only with `num_seeds`);
+    - otherwise *tested*: `z = (mean − exact)/se` must satisfy `|z| ≤ t + |γ|(2t² + 1)/(6√S)`.
+
+    `t` is the two-sided Bonferroni critical value over the m tested checkpoints: the
+    `1 − family_false_failure/(2m)` quantile of Student's t with S − 1 degrees of freedom
+    (of the normal distribution without `num_seeds`), so that under a normal seed mean a
+    correct engine fails somewhere with probability at most `family_false_failure`. The
+    allowance `|γ|(2t² + 1)/(6√S)`, with γ the seeds' sample `skewness` at that checkpoint
+    (none when `skewness` is not given), is the first-order Edgeworth shift of the quantiles
+    of a studentized mean of skewed values (Hall, *The Bootstrap and Edgeworth Expansion*,
+    1992, §2.6), taken on both sides.
+
+    Calibration, measured on the report's six quadratic regimes (`experiments.regimes`, quick
+    run lengths, shortened to at most 60,000 steps), 4,096 seeds of the engine split into
+    disjoint groups and each group tested against `rates.exact_curves` on its three statistics
+    (about 110 checkpoints, m ≈ 110). Groups of 128 seeds failed in 0 of 32 groups for every
+    regime; groups of 32 in 0 of 128 for five regimes and in 5 of 128 for double
+    interpolation; groups of 16 in at most 3 of 256 (1.2%), and 31 of 256 for double
+    interpolation; groups of 8 in at most 2 of 512, and 65 of 512. Double interpolation is the
+    hard case: its errors are products of random contractions, log-normal with a spread
+    growing with k, so that its late checkpoints are heavy-tailed (coefficient of variation up
+    to 6 over the 4,096 seeds); the variation screen leaves out most of them, not all. Larger
+    constant steps make the stationary errors heavy-tailed too (SGD's multiplicative noise;
+    least squares, n = 40, d = 3, at α = 1/(4L): 3 failures in 128 groups of 16). Without the
+    skewness allowance, groups of 32 failed in up to 1.6% of groups on the five other regimes
+    (the first checkpoints, k = 1, 2, whose values take a few discrete, skewed values), and with
+    the normal quantile instead of Student's in up to 8%. The nominal `family_false_failure`
+    therefore holds only where the seed mean is close to normal: with 32 seeds or more on
+    light-tailed errors.
+
+    **Returns:** an `Agreement`.
+    """
+    mean, standard_error, exact = (np.atleast_2d(np.asarray(v, dtype=np.float64))
+                                   for v in (mean, standard_error, exact))
+    if not mean.shape == standard_error.shape == exact.shape:
+        raise ValueError(f"mean, standard_error and exact must have one shape, got "
+                         f"{mean.shape}, {standard_error.shape}, {exact.shape}")
+    if not 0.0 < family_false_failure < 1.0:
+        raise ValueError(f"family_false_failure must be in (0, 1), got {family_false_failure!r}")
+    floor = np.broadcast_to(np.asarray(floor, dtype=np.float64).reshape(-1, 1), (mean.shape[0], 1))
+    skewness = (np.zeros_like(mean) if skewness is None
+                else np.atleast_2d(np.nan_to_num(np.asarray(skewness, dtype=np.float64))))
+    resolved = exact > floor
+    deterministic = resolved & (standard_error <= DETERMINISTIC_SE * np.abs(mean))
+    variable = resolved & ~deterministic
+    heavy = np.zeros_like(variable)
+    if num_seeds is not None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            heavy = variable & ~(standard_error * math.sqrt(num_seeds) <= MAX_VARIATION * mean)
+    tested = variable & ~heavy
+    m = int(tested.sum())
+    level = family_false_failure / (2 * max(m, 1))
+    threshold = float(stats.t.isf(level, num_seeds - 1) if num_seeds is not None else stats.norm.isf(level))
+    root = math.sqrt(num_seeds) if num_seeds is not None else math.inf
+    allowance = np.abs(skewness) * (2 * threshold**2 + 1) / (6 * root)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = np.where(tested, (mean - exact) / np.where(tested, standard_error, 1.0), 0.0)
+        deviation = np.where(deterministic, np.abs(mean - exact) / np.abs(exact), 0.0)
+    ratios = np.where(tested, np.abs(z) / (threshold + allowance), -np.inf)
+    worst = tuple(int(i) for i in np.unravel_index(np.argmax(ratios), ratios.shape)) if m else None
+    worst_ratio = float(ratios[worst]) if m else None
+    deviation_max = float(deviation.max()) if deterministic.any() else None
+    passed = (worst_ratio is None or worst_ratio <= 1.0) and (deviation_max is None or deviation_max <= EXACT_RTOL)
+    return Agreement(passed=bool(passed), max_abs_z=float(np.abs(z).max()) if m else None, threshold=threshold,
+                     worst_ratio=worst_ratio, worst=worst, deterministic_deviation=deviation_max,
+                     family_false_failure=float(family_false_failure), num_tested=m,
+                     num_deterministic=int(deterministic.sum()), num_unresolved=int((~resolved).sum()),
+                     num_heavy_tailed=int(heavy.sum()))
+
+
+def size_grid(low: float, high: float, per_decade: int = 4) -> np.ndarray:
+    """Log-spaced sizes from `low` to `high`, `per_decade` to a decade, both ends included."""
+    if not 0 < low < high:
+        raise ValueError(f"need 0 < low < high, got {low!r}, {high!r}")
+    count = max(2, math.ceil(per_decade * math.log10(high / low)) + 1)
+    return np.geomspace(low, high, count)
+
+
+def smallest_detected(detects: Callable[[float], bool], sizes: Sequence[float] | np.ndarray, *,
+                      refine: int = 6) -> float | None:
+    """The smallest perturbation size that a verdict catches: the power of a check, measured.
+
+    `detects(size)` runs the verdict on an input perturbed by `size` and says whether it
+    failed. The sizes are tried in increasing order; the first caught is refined by `refine`
+    bisections in log(size) between it and the size tried before it (assuming detection is
+    monotone between the two), so the answer is within a factor `(s₁/s₀)^(2^−refine)` of the
+    threshold. Returns `None` when no size in `sizes` is caught: the verdict is blind over the
+    whole range; the smallest size when even that is caught.
+    """
+    sizes = sorted(float(s) for s in sizes)
+    below = None
+    for size in sizes:
+        if detects(size):
+            above = size
+            break
+        below = size
+    else:
+        return None
+    if below is None:
+        return above
+    for _ in range(refine):
+        middle = math.sqrt(below * above)
+        if detects(middle):
+            above = middle
+        else:
+            below = middle
+    return above
