@@ -148,10 +148,13 @@ def mean_and_standard_error(per_seed: Float[ArrayLike, "S ..."]) -> tuple[np.nda
 
 
 def checkpoints(num_steps: int, num_checkpoints: int) -> Int[np.ndarray, " C"]:
-    """`0` and about `num_checkpoints − 1` distinct log-spaced steps in `[1, num_steps]`."""
+    """`0` and about `num_checkpoints − 1` distinct log-spaced steps in `[1, num_steps]`, the
+    last one `num_steps` (with two checkpoints: 0 and K)."""
     if num_steps == 0:
         return np.zeros(1, dtype=np.int64)
-    spaced = np.unique(np.round(np.geomspace(1, num_steps, max(num_checkpoints - 1, 1))).astype(np.int64))
+    count = max(num_checkpoints - 1, 1)
+    # geomspace with a single point returns its start: the last checkpoint must be K.
+    spaced = np.unique(np.round(np.geomspace(1, num_steps, count) if count > 1 else [num_steps]).astype(np.int64))
     return np.concatenate([[0], spaced])
 
 

@@ -55,6 +55,8 @@ def test_checkpoints_are_log_spaced_and_start_at_zero():
     assert steps[0] == 0 and steps[-1] == 10_000
     assert np.all(np.diff(steps) > 0) and len(steps) <= 20
     assert list(checkpoints(0, 5)) == [0]
+    # The fewest checkpoints still end at K.
+    assert list(checkpoints(200, 2)) == [0, 200] and list(checkpoints(1, 2)) == [0, 1]
 
 
 def measured_and_bounds(problem, theta, schedule, num_steps, num_seeds=64):
