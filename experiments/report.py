@@ -3,8 +3,8 @@
 Writes `report.md`, `results.json` (per regime: the curves, each bound with its
 certificate, conditions and rate, the verdicts, the agreement with the exact curves where
 they are known, the power of the verdicts and how loose each bound is against the exact
-truth; and the step-size sweep), one figure per figure group of the regimes, the sweep's,
-and `bound_over_truth.png`.
+truth; the step-size sweep; and the phase diagram of decreasing steps in aμ), one figure
+per figure group of the regimes, the sweep's, `bound_over_truth.png` and `phase_diagram.png`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import dataclasses
 import pathlib
 from concurrent.futures import ThreadPoolExecutor
 
-from experiments import figures, study
+from experiments import figures, phase, study
 from experiments.progress import SILENT, Progress
 from experiments.rate_checks import (
     BLIND_FACTOR,
@@ -34,26 +34,41 @@ SWEEP_FIGURE = "constant_step_sweep.png"
 BOUND_OVER_TRUTH_FIGURE = "bound_over_truth.png"
 
 
+PHASE_FIGURE = "phase_diagram.png"
+
+
 @dataclasses.dataclass(frozen=True)
 class ReportResult:
     regimes: tuple[RegimeResult, ...]
     sweep: dict
+    phase: phase.PhaseDiagram | None = None
 
 
 def run(settings: Settings, progress: Progress = SILENT) -> ReportResult:
-    """Every regime of `REGIMES`, then the step-size sweep.
+    """Every regime of `REGIMES`, the step-size sweep, and the phase diagram of decreasing
+    steps (`experiments.phase`, when `settings.phase` is set).
 
     The exact curves of the regimes (`rate_checks.exact_truth`: long sequential moment
-    recursions, one core each) run on a second thread while the seeds run on this one."""
+    recursions, one core each), then the phase diagram (more of them), run on a second
+    thread while the seeds run on this one."""
     results = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="exact-curves") as pool:
         truths = [pool.submit(exact_truth, regime, settings) for regime in REGIMES]
+        diagram = None if settings.phase is None else pool.submit(phase.run, settings.phase)
         for regime, truth in zip(REGIMES, truths):
             results.append(run_regime(regime, settings, truth=truth))
             progress.advance(regime.name)
-    sweep = run_sweep(settings)
-    progress.advance("constant_step_sweep")
-    return ReportResult(tuple(results), sweep)
+        sweep = run_sweep(settings)
+        progress.advance("constant_step_sweep")
+        if diagram is not None:
+            diagram = diagram.result()
+            progress.advance("phase_diagram")
+    return ReportResult(tuple(results), sweep, diagram)
+
+
+def num_tasks(settings: Settings) -> int:
+    """`progress.advance` calls of `run`: one per regime, the sweep, the phase diagram."""
+    return len(REGIMES) + 1 + (settings.phase is not None)
 
 
 def rate_json(rate: Rate) -> dict:
@@ -133,7 +148,9 @@ def document(outcome: study.Outcome) -> dict:
             "exact_family_false_failure": rate_verdict.EXACT_FAMILY_FALSE_FAILURE,
             "bound_over_truth_figure": BOUND_OVER_TRUTH_FIGURE,
             "regimes": {r.regime.name: regime_json(r) for r in report.regimes},
-            "constant_step_sweep": report.sweep | {"verdict": "pass" if sweep_passes(report.sweep) else "fail"}}
+            "constant_step_sweep": report.sweep | {"verdict": "pass" if sweep_passes(report.sweep) else "fail"},
+            "phase_diagram": None if report.phase is None else report.phase.as_dict(),
+            "phase_diagram_figure": None if report.phase is None else PHASE_FIGURE}
 
 
 def _interval(values) -> str:
@@ -400,6 +417,8 @@ def markdown(outcome: study.Outcome) -> str:
     for group in groups(r.regime for r in report.regimes):
         lines += [f"![{group.title}]({group.file})", ""]
     lines += [f"![plateau sweep]({SWEEP_FIGURE})", ""]
+    if report.phase is not None:
+        lines += [report.phase.markdown(), "", f"![phase diagram]({PHASE_FIGURE})", ""]
     return "\n".join(lines)
 
 
@@ -447,8 +466,11 @@ def regime_figures(outcome: study.Outcome) -> dict:
     report = outcome.result
     drawn = {group.file: figures.regime_figure([r for r in report.regimes if r.regime.group == group], group.title)
              for group in groups(r.regime for r in report.regimes)}
-    return drawn | {SWEEP_FIGURE: figures.sweep_figure(report.sweep),
-                    BOUND_OVER_TRUTH_FIGURE: figures.bound_over_truth_figure(bound_over_truth_entries(report))}
+    drawn |= {SWEEP_FIGURE: figures.sweep_figure(report.sweep),
+              BOUND_OVER_TRUTH_FIGURE: figures.bound_over_truth_figure(bound_over_truth_entries(report))}
+    if report.phase is not None:
+        drawn[PHASE_FIGURE] = report.phase.figure()
+    return drawn
 
 
 def bound_over_truth_entries(report: ReportResult) -> list[dict]:
@@ -473,13 +495,15 @@ def bound_over_truth_entries(report: ReportResult) -> list[dict]:
 
 
 def verdicts(report: ReportResult) -> dict[str, bool]:
-    return {r.regime.name: r.passed for r in report.regimes} | {"constant_step_sweep": sweep_passes(report.sweep)}
+    diagram = {} if report.phase is None else {"phase_diagram": report.phase.passed}
+    return ({r.regime.name: r.passed for r in report.regimes} | {"constant_step_sweep": sweep_passes(report.sweep)}
+            | diagram)
 
 
 STUDY = study.Study(
-    name="rate report", quick=QUICK, full=FULL, num_tasks=lambda settings: len(REGIMES) + 1, run=run,
+    name="rate report", quick=QUICK, full=FULL, num_tasks=num_tasks, run=run,
     markdown=markdown, document=document, figures=regime_figures, verdicts=verdicts,
-    markdown_file="report.md", json_file="results.json", progress_lines=len(REGIMES) + 1,
+    markdown_file="report.md", json_file="results.json", progress_lines=len(REGIMES) + 2,
 )
 
 
