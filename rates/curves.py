@@ -206,25 +206,22 @@ def error_curves(
                             mesh, seeds_per_chunk).curves()
 
 
-def seed_statistics(
-    problem: Problem,
-    theta: Real[ArrayLike, ...] | None = None,
-    *,
-    step_size: StepSize,
-    num_steps: int,
-    num_seeds: int,
-    batch_size: int | None = 1,
-    key: KeyLike | None = None,
-    num_checkpoints: int = 32,
-    x_init: Float[ArrayLike, " d"] | None = None,
-    mesh: Mesh | None = None,
-    seeds_per_chunk: int | None = None,
-) -> SeedStatistics:
-    """`error_curves` before the reduction over seeds: the same run (same arguments, same
-    keys, same checks and errors), returning every seed's statistics (`SeedStatistics`,
-    `SEED_STATISTICS`) rather than their means."""
-    return _seed_statistics(problem, theta, step_size, num_steps, num_seeds, batch_size, key, num_checkpoints, x_init,
-                            mesh, seeds_per_chunk)
+def seed_statistics(problem: Problem, theta: Real[ArrayLike, ...] | None = None, **options: Any) -> SeedStatistics:
+    """`error_curves(problem, theta, **options)` before the reduction over seeds: the same run
+    (the same arguments, keys, checks and errors), returning every seed's statistics
+    (`SeedStatistics`, `SEED_STATISTICS`) rather than their means."""
+    return _seed_statistics(**_error_curves_arguments("seed_statistics", problem, theta, options))
+
+
+def _error_curves_arguments(caller: str, problem, theta, options: dict) -> dict:
+    """The arguments of `error_curves`, with its defaults, bound against its own signature so
+    that the functions taking them share its defaults and checks."""
+    try:
+        bound = inspect.signature(error_curves).bind(problem, theta, **options)
+    except TypeError as error:
+        raise TypeError(f"{caller} takes the arguments of error_curves: {error}") from None
+    bound.apply_defaults()
+    return bound.arguments
 
 
 def _seed_statistics(problem, theta, step_size, num_steps, num_seeds, batch_size, key, num_checkpoints, x_init, mesh,
@@ -250,13 +247,7 @@ def compiled_memory(problem: Problem, theta: Real[ArrayLike, ...] | None = None,
     The step count K enters only as the values of the checkpoint segment lengths, never as
     a shape, so this figure is the same for every K (`tests/test_scale.py` checks it).
     """
-    # Bound against error_curves's own signature, so both share its defaults and checks.
-    try:
-        bound = inspect.signature(error_curves).bind(problem, theta, **options)
-    except TypeError as error:
-        raise TypeError(f"compiled_memory takes the arguments of error_curves: {error}") from None
-    bound.apply_defaults()
-    _, arguments = _plan(**bound.arguments)
+    _, arguments = _plan(**_error_curves_arguments("compiled_memory", problem, theta, options))
     stats = _curves.lower(*arguments).compile().memory_analysis()
     return int(stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes)
 

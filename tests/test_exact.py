@@ -523,6 +523,14 @@ def test_double_interpolation_decays_exponentially_at_the_predicted_rate():
         np.testing.assert_allclose(rates_per_step, log_rho, rtol=0.01, err_msg=name)
 
 
+def assert_first_order_in_step(ratios):
+    """Exact ÷ first-order = 1 + O(α) at halving steps: the deviations are positive and halve
+    with α (each successive ratio of deviations in [0.4, 0.6])."""
+    deviations = np.asarray(ratios) - 1
+    assert np.all(deviations > 0)
+    np.testing.assert_allclose(deviations[1:] / deviations[:-1], 0.5, atol=0.1)
+
+
 def plateau_ratios(problem, fractions, names):
     """`exact plateau / first_order_plateau` at α = fraction/L, after K = 60/(αμ) steps."""
     constants = problem.constants()
@@ -554,9 +562,7 @@ def test_simple_interpolation_leaves_a_derivative_floor_of_first_order_size(reco
     ratios = plateau_ratios(problem, PLATEAU_FRACTIONS, ["jacobian"])[:, 0]
     print(f"simple: derivative floor / first order at α·L = {PLATEAU_FRACTIONS}: {ratios}")
     record_property("simple_jacobian_floor_ratios", ratios.tolist())
-    deviations = ratios - 1
-    assert np.all(deviations > 0)
-    np.testing.assert_allclose(deviations[1:] / deviations[:-1], 0.5, atol=0.1)
+    assert_first_order_in_step(ratios)
 
 
 @pytest.mark.parametrize("make", [lambda: problems.least_squares(20, 2, "none", param_dim=1, seed=0),
@@ -572,9 +578,7 @@ def test_the_constant_step_plateau_is_the_first_order_noise_ball(make, record_pr
     ratios = plateau_ratios(problem, PLATEAU_FRACTIONS, names)
     print(f"{problem.name}: plateau / first order at α·L = {PLATEAU_FRACTIONS} ({names}):\n{ratios}")
     record_property("plateau_ratios", ratios.tolist())
-    deviations = ratios - 1
-    assert np.all(deviations > 0)
-    np.testing.assert_allclose(deviations[1:] / deviations[:-1], 0.5, atol=0.1)
+    assert_first_order_in_step(ratios)
 
 
 @pytest.mark.parametrize("make", [lambda: problems.least_squares(20, 2, "none", param_dim=1, seed=0),
