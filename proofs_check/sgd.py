@@ -254,44 +254,167 @@ DECREASING_STEP_JACOBIAN = Certificate(
     ),
 )
 
-# (V) at rate log(k)²/k: with w_k = (k + k0) v_k and aμ ≥ 1 used only as (1 − α_kμ) ≤ 1 − 1/t,
-#   w_{k+1} ≤ (√w_k + β_k)² + γ_k,  β_k = aM√C_u(1 + 1/k0)/t_k,  γ_k = Γ/t_k,
-#   Γ = 4a²(1 + 1/k0)(M²C_u/k0 + σ_J²/b),
-# so √w_k ≤ √(k0 v0) + Σβ + √(Σγ), and Σ_{j<k} 1/(j + k0) ≤ ℓ_k = 1/k0 + log((k + k0)/k0).
+# (V) at rate log(k)²/k. Write t = k + k0 and w_k = t v_k. With aμ ≥ 1 (used only as 1 − α_kμ ≤ 1 − 1/t)
+# and u_k ≤ C_u/t, (V) gives the one-step recursion
+#   w_{k+1} ≤ (√w_k + β_k)² + γ_k,   β_k = B/t,  γ_k = Γ/t,
+#   B = aM√C_u(1 + 1/k0),  Γ = 4a²(1 + 1/k0)(M²C_u/k0 + σ_J²/b)
+# (B = aM√C_u already suffices: `_cross_term_closes_a_square`); by induction
+# √w_k ≤ S_k = √(k0 v0) + Σ_{j<k}β_j + √(Σ_{j<k}γ_j), and Σ_{j<k} 1/(j + k0) ≤ ℓ_k = 1/k0 + log((k + k0)/k0).
+# The claim holds the condition (aμ written as 1 + g, g ≥ 0), B, Γ, the root that accumulates the
+# noise and ℓ_k; each step below checks one link of this chain.
 ELL = 1 / k0 + sp.log((k + k0) / k0)
+BETA = a * M * sp.sqrt(C_u) * (1 + 1 / k0)
 GAMMA = 4 * a**2 * (1 + 1 / k0) * (M**2 * C_u / k0 + sigma2_jac / b)
 
 
-def decreasing_jacobian_log(noise_root, ell):
-    """`(√(k0 v0) + aM√C_u(1 + 1/k0)ℓ_k + noise_root(Γℓ_k))²/(k + k0)`; certified for
-    `noise_root = √` and `ell = ℓ_k`."""
-    return (sp.sqrt(k0 * v0) + a * M * sp.sqrt(C_u) * (1 + 1 / k0) * ell + noise_root(GAMMA * ell)) ** 2 / (k + k0)
+def decreasing_jacobian_log(noise_root=sp.sqrt, ell=ELL, beta=BETA, Gamma=GAMMA):
+    """`(√(k0 v0) + B ℓ_k + noise_root(Γ ℓ_k))²/(k + k0)`, with `β_k = B/(k + k0)`, `γ_k = Γ/(k + k0)`;
+    certified for the defaults."""
+    return (sp.sqrt(k0 * v0) + beta * ell + noise_root(Gamma * ell)) ** 2 / (k + k0)
 
+
+def log_claim(**changes):
+    """The claim of `sgd_decreasing_jacobian_log`, with some entries changed (a variant or a mutant)."""
+    return {"a_mu": 1 + g, "beta": BETA, "Gamma": GAMMA, "noise_root": sp.sqrt, "ell": ELL, **changes}
+
+
+_c = sp.Symbol("c", positive=True)          # √C_u
+_t = sp.Symbol("t_pos", positive=True)      # t = k + k0, any t > 0
+_t_past_k0 = k0 + e                         # t ≥ k0 (e ≥ 0)
+_kappa = sp.Symbol("kappa", nonnegative=True)  # k as a real variable
+
+
+def _v_right_side(a_mu, t_, w, u):
+    """(V)'s right side at α_k = a/t, aμ = a_mu, v_k = w/t, u_k = u."""
+    v = w / t_
+    return (1 - a_mu / t_) * v + 2 * (a / t_) * M * sp.sqrt(v * u) + 4 * (a / t_) ** 2 * (M**2 * u + sigma2_jac / b)
+
+
+def _iterate_bound_enters_increasingly(claim):
+    """(V)'s right side is nondecreasing in u_k (∂/∂u = αM√(v/u) + 4α²M² ≥ 0), so u_k ≤ C_u/t may be
+    substituted for u_k."""
+    u, w, a_mu = sp.symbols("u w a_mu", positive=True)
+    return sp.simplify(sp.diff(_v_right_side(a_mu, _t, w, u), u)).is_nonnegative is True
+
+
+def _one_step_expansion(claim):
+    """The identity, for s = √w_k and c = √C_u, any aμ and t > 0:
+    (t+1)·(V)[v = s²/t, u = c²/t] = (1 − 1/t²)s² − (aμ − 1)(t+1)s²/t² + 2s·aMc(t+1)/t²
+                                     + 4a²(t+1)(M²c²/t + σ_J²/b)/t²."""
+    a_mu = sp.Symbol("a_mu", positive=True)
+    left = (_t + 1) * _v_right_side(a_mu, _t, s_**2, _c**2 / _t)
+    right = ((1 - 1 / _t**2) * s_**2 - (a_mu - 1) * (_t + 1) * s_**2 / _t**2 + 2 * s_ * a * M * _c * (_t + 1) / _t**2
+             + 4 * a**2 * (_t + 1) * (M**2 * _c**2 / _t + sigma2_jac / b) / _t**2)
+    return is_zero(left - right)
+
+
+def _contraction_from_condition(claim):
+    """Under the claimed condition (aμ = claim["a_mu"]), the term −(aμ − 1)(t+1)s²/t² of the expansion is ≤ 0,
+    i.e. 1 − α_kμ ≤ 1 − 1/t: (aμ − 1)(t+1)s²/t² ≥ 0 by non-negative coefficients. Fails for aμ < 1."""
+    return nonnegative_by_coefficients((claim["a_mu"] - 1) * (t + 1) * s_**2 / t**2, (g, t, s_))
+
+
+def _cross_term_closes_a_square(claim):
+    """(1 − 1/t²)s² + 2s·aMc(t+1)/t² = (s + aMc/t)² − (s − aMc)²/t² (an identity), so the first and third
+    terms are ≤ (s + aMc/t)² ≤ (s + B/t)² once B ≥ aM√C_u (non-negative coefficients): the claimed β_k = B/t
+    covers the cross term."""
+    x = a * M * _c
+    square = is_zero((1 - 1 / _t**2) * s_**2 + 2 * s_ * x * (_t + 1) / _t**2 - (s_ + x / _t) ** 2
+                     + (s_ - x) ** 2 / _t**2)
+    covered = nonnegative_by_coefficients(claim["beta"].subs(C_u, _c**2) - x, (a, M, _c, k0))
+    return square and covered
+
+
+def _noise_term(claim):
+    """For t = k0 + e ≥ k0: (t+1)/t ≤ 1 + 1/k0 and 1/t ≤ 1/k0, hence the last term of the expansion
+    4a²(t+1)(M²C_u/t + σ_J²/b)/t² ≤ Γ/t = γ_k, each by non-negative coefficients in e, k0, …"""
+    tt = _t_past_k0
+    ratio = nonnegative_by_coefficients(1 + 1 / k0 - (tt + 1) / tt, (e, k0))
+    inverse = nonnegative_by_coefficients(1 / k0 - 1 / tt, (e, k0))
+    gap = claim["Gamma"].subs(C_u, _c**2) / tt - 4 * a**2 * (tt + 1) * (M**2 * _c**2 / tt + sigma2_jac / b) / tt**2
+    return ratio and inverse and nonnegative_by_coefficients(gap, (e, k0, a, M, _c, sigma2_jac, b))
 
 
 def _square_root_induction(claim):
-    """If P ≥ √G and δ = √(G + γ) − √G, then (P + δ)² − P² − γ = 2Pδ + δ² − γ ≥ 2(P − √G)δ ≥ 0:
-    the identity 2√G δ + δ² = γ is what the claimed √(Σγ) term must satisfy."""
-    G, gamma_ = sp.symbols("G gamma", nonnegative=True)
-    delta = claim["noise_root"](G + gamma_) - claim["noise_root"](G)
-    return is_zero(2 * claim["noise_root"](G) * delta + delta**2 - gamma_)
+    """With R = claim["noise_root"], S_k = A + R(G), A = √(k0 v0) + Σ_{j<k}β_j ≥ 0, G = Σ_{j<k}γ_j:
+    base: R(0) = 0, so √w_0 = √(k0 v0) = S_0;
+    step: from √w_k = P ≤ S_k = P + d and w_{k+1} ≤ (P + β)² + γ, √w_{k+1} ≤ S_{k+1} = A + β + R(G + γ), as
+      (i)  (P + d + β)² − (P + β)² ≥ 0 (the recursion is increasing in √w_k), and
+      (ii) (A + β + R(G + γ))² − (A + β + R(G))² − γ ≥ 0, i.e. 2(A + β)(√(G+γ) − √G) ≥ 0 for R = √,
+      both by non-negative coefficients, with G = p², G + γ = (p + h)² (p, h ≥ 0: every G ≥ 0, γ ≥ 0);
+    and R is nondecreasing, so R(Σγ_j) ≤ R(Γ ℓ_k) once Σγ_j ≤ Γ ℓ_k."""
+    R = claim["noise_root"]
+    A, beta_, P, d, p, h = sp.symbols("A beta P d p h", nonnegative=True)
+    base = is_zero(R(sp.Integer(0)))
+    increasing_in_w = nonnegative_by_coefficients((P + d + beta_) ** 2 - (P + beta_) ** 2, (P, d, beta_))
+    gamma_ = (p + h) ** 2 - p**2
+    step = nonnegative_by_coefficients((A + beta_ + R((p + h) ** 2)) ** 2 - (A + beta_ + R(p**2)) ** 2 - gamma_,
+                                       (A, beta_, p, h))
+    monotone = nonnegative_by_coefficients(R((p + h) ** 2) - R(p**2), (p, h))
+    return base and increasing_in_w and step and monotone
+
+
+def _unit_integral(j):
+    return sp.integrate(1 / (t + k0), (t, j - 1, j))
+
+
+def _integral_comparison(claim):
+    """For j ≥ 1: 1/(j + k0) ≤ ∫_{j−1}^{j} dt/(t + k0) = log(m + 1) − log(m), m = j − 1 + k0 > 0. The
+    difference f(m) = log(m + 1) − log(m) − 1/(m + 1) has f′(m) = −1/(m(m + 1)²) < 0 and f → 0 as m → ∞,
+    so f ≥ 0."""
+    j, m = sp.symbols("j m", positive=True)
+    f = sp.expand_log(_unit_integral(j) - 1 / (j + k0), force=True).subs(j, m + 1 - k0)
+    return sp.simplify(sp.diff(f, m)).is_negative is True and sp.limit(f, m, sp.oo) == 0
+
+
+def _telescoping_sum(claim):
+    """T(k) = ∫_0^{k−1} dt/(t + k0) = log((k − 1 + k0)/k0) satisfies T(1) = 0 and T(k+1) − T(k) = ∫_{k−1}^{k}, so
+    Σ_{1≤j<k} ∫_{j−1}^{j} = T(k); and T(k) ≤ log((k + k0)/k0), the ratio of the arguments being
+    1 + 1/(k − 1 + k0) > 1 for k ≥ 1. With the j = 0 term 1/k0 and `_integral_comparison`:
+    Σ_{j<k} 1/(j + k0) ≤ L_k := 1/k0 + log((k + k0)/k0) for k ≥ 1 (and for k = 0, an empty sum ≤ 1/k0)."""
+    T = sp.integrate(1 / (t + k0), (t, 0, _kappa - 1))
+    starts = is_zero(T.subs(_kappa, 1))
+    telescopes = is_zero(sp.expand_log(T.subs(_kappa, _kappa + 1) - T - _unit_integral(_kappa), force=True))
+    closed = is_zero(sp.expand_log(T - sp.log((_kappa - 1 + k0) / k0), force=True))
+    excess = sp.simplify((_kappa + k0) / (_kappa - 1 + k0) - 1).subs(_kappa, 1 + e)
+    return starts and telescopes and closed and sp.simplify(excess).is_positive is True
+
+
+def _nonnegative_on_half_line(expression, x):
+    """expression(x) ≥ 0 for all x ≥ 0: it starts ≥ 0 and never decreases, or never increases towards a
+    limit ≥ 0 (each sign decided by sympy under the symbols' assumptions; a sufficient test)."""
+    slope = sp.simplify(sp.diff(expression, x))
+    if slope.is_nonnegative and sp.simplify(expression.subs(x, 0)).is_nonnegative:
+        return True
+    return bool(slope.is_nonpositive and sp.simplify(sp.limit(expression, x, sp.oo)).is_nonnegative)
 
 
 def _harmonic_sum(claim):
-    """Σ_{j=0}^{k−1} 1/(j + k0) ≤ 1/k0 + ∫_{k0}^{k+k0} dt/t, checked against the claimed ℓ_k."""
-    integral = sp.integrate(1 / t, (t, k0, k + k0))
-    return is_zero(sp.expand_log(claim["ell"] - 1 / k0 - integral, force=True))
+    """The claimed ℓ_k bounds the harmonic sum: ℓ_k − L_k ≥ 0 for every real k ≥ 0 (L_k from
+    `_telescoping_sum`), by `_nonnegative_on_half_line`. A looser true ℓ (2/k0 + log(…)) passes; ℓ without
+    the j = 0 term (false at k = 1) or with half of it (false as k → ∞: Σ − log → 1/(2k0) + 1/(12k0²) − …)
+    does not."""
+    return _nonnegative_on_half_line(claim["ell"].subs(k, _kappa) - ELL.subs(k, _kappa), _kappa)
 
 
 DECREASING_STEP_JACOBIAN_LOG = Certificate(
     name="sgd_decreasing_jacobian_log",
-    statement="(V), alpha_k = a/(k+k0), a mu >= 1, u_k <= C_u/(k+k0): v_k <= (sqrt(k0 v0) + a M sqrt(C_u)(1+1/k0) l_k "
-              "+ sqrt(Gamma l_k))^2/(k+k0), l_k = 1/k0 + log((k+k0)/k0): O(log(k)^2/k)",
-    claim={"noise_root": sp.sqrt, "ell": ELL},
-    steps=(_square_root_induction, _harmonic_sum),
+    statement="(V), alpha_k = a/(k+k0) <= 1/(2L), a mu >= 1, u_k <= C_u/(k+k0): v_k <= (sqrt(k0 v0) + B l_k "
+              "+ sqrt(Gamma l_k))^2/(k+k0), B = a M sqrt(C_u)(1+1/k0), Gamma = 4a^2(1+1/k0)(M^2 C_u/k0 "
+              "+ sigma2_jac/b), l_k = 1/k0 + log((k+k0)/k0) >= sum_{j<k} 1/(j+k0): O(log(k)^2/k)",
+    claim=log_claim(),
+    steps=(_iterate_bound_enters_increasingly, _one_step_expansion, _contraction_from_condition,
+           _cross_term_closes_a_square, _noise_term, _square_root_induction, _integral_comparison,
+           _telescoping_sum, _harmonic_sum),
     mutants=(
-        ("noise accumulated linearly, not in root", {"noise_root": lambda x: x, "ell": ELL}),
-        ("harmonic sum without its first term", {"noise_root": sp.sqrt, "ell": sp.log((k + k0) / k0)}),
+        ("condition a mu >= 1 dropped (a mu > 0 only)", log_claim(a_mu=g)),
+        ("beta halved", log_claim(beta=BETA / 2)),
+        ("Gamma without (1 + 1/k0)", log_claim(Gamma=GAMMA / (1 + 1 / k0))),
+        ("Gamma without the coupling M^2 C_u/k0", log_claim(Gamma=4 * a**2 * (1 + 1 / k0) * sigma2_jac / b)),
+        ("noise accumulated linearly, not in root", log_claim(noise_root=lambda x: x)),
+        ("noise root halved", log_claim(noise_root=lambda x: sp.sqrt(x) / 2)),
+        ("harmonic sum without its first term", log_claim(ell=sp.log((k + k0) / k0))),
+        ("harmonic sum with half its first term", log_claim(ell=1 / (2 * k0) + sp.log((k + k0) / k0))),
     ),
 )
 
@@ -310,7 +433,8 @@ _BOUND_OF_CLAIM = {
     CONSTANT_STEP_JACOBIAN.name: lambda claim: claim["bound"],
     DECREASING_STEP_ITERATES.name: lambda claim: decreasing_iterate(claim["noise_constant"]),
     DECREASING_STEP_JACOBIAN.name: lambda claim: decreasing_jacobian(claim["root"]),
-    DECREASING_STEP_JACOBIAN_LOG.name: lambda claim: decreasing_jacobian_log(claim["noise_root"], claim["ell"]),
+    DECREASING_STEP_JACOBIAN_LOG.name: lambda claim: decreasing_jacobian_log(
+        claim["noise_root"], claim["ell"], claim["beta"], claim["Gamma"]),
 }
 
 

@@ -86,3 +86,105 @@ def test_changing_a_certified_constant_changes_the_evaluated_bound_and_fails_the
     edited = float(rates.bounds.Bound(sgd.CONSTANT_STEP_ITERATES, halved)(**values))
     assert original == pytest.approx(2 * 0.01 * 2.0 / 0.5, rel=1e-9)
     assert edited == pytest.approx(original / 2, rel=1e-9)
+
+
+# --- sgd_decreasing_jacobian_log: every link of the chain is checked, true variants pass, false ones fail ---
+
+def _log_symbols(**values):
+    from proofs_check import sgd
+
+    return {getattr(sgd, name): value for name, value in values.items()}
+
+
+def _one_step_excess(claim, w, t, a=1.0, M=1.0, C_u=1.0, k0=1.0, sigma2_jac=0.0, b=1.0, g=0.0):
+    """(t+1)·(V)'s right side at α_k = a/t, v_k = w/t, u_k = C_u/t, minus the claimed (√w + β_k)² + γ_k,
+    written out independently of `proofs_check.sgd`: > 0 refutes the claimed one-step recursion."""
+    symbols = _log_symbols(a=a, M=M, C_u=C_u, k0=k0, sigma2_jac=sigma2_jac, b=b, g=g)
+    a_mu = float(claim["a_mu"].subs(symbols))
+    v, u = w / t, C_u / t
+    right = (1 - a_mu / t) * v + 2 * (a / t) * M * np.sqrt(v * u) + 4 * (a / t) ** 2 * (M**2 * u + sigma2_jac / b)
+    beta, gamma = float(claim["beta"].subs(symbols)) / t, float(claim["Gamma"].subs(symbols)) / t
+    return (t + 1) * right - ((np.sqrt(w) + beta) ** 2 + gamma)
+
+
+def _harmonic_excess(claim, k, k0):
+    """Σ_{j<k} 1/(j + k0) − ℓ_k: > 0 refutes the claimed ℓ."""
+    from proofs_check import sgd
+
+    ell = float(claim["ell"].subs({sgd.k: k, sgd.k0: k0}))
+    return sum(1.0 / (j + k0) for j in range(k)) - ell
+
+
+def _induction_excess(claim, gamma):
+    """(S_k + β)² + γ − S_{k+1}² at A = β = G = 0: > 0 refutes the square-root induction for R."""
+    return gamma - float(claim["noise_root"](sp.Float(gamma))) ** 2
+
+
+def _log_variants():
+    from proofs_check import sgd
+
+    k, k0, a, M, C_u = sgd.k, sgd.k0, sgd.a, sgd.M, sgd.C_u
+    return {
+        "claim": sgd.log_claim(),
+        "looser harmonic bound 2/k0 + log((k + k0)/k0)": sgd.log_claim(ell=2 / k0 + sp.log((k + k0) / k0)),
+        "looser harmonic bound 1/k0 + log((k + 2k0)/k0)": sgd.log_claim(ell=1 / k0 + sp.log((k + 2 * k0) / k0)),
+        "tight beta a M sqrt(C_u)": sgd.log_claim(beta=a * M * sp.sqrt(C_u)),
+        "Gamma doubled": sgd.log_claim(Gamma=2 * sgd.GAMMA),
+    }
+
+
+@pytest.mark.parametrize("variant", list(_log_variants()))
+def test_log_certificate_accepts_true_claims_including_looser_ones(variant):
+    from proofs_check import sgd
+
+    claim = _log_variants()[variant]
+    assert sgd.DECREASING_STEP_JACOBIAN_LOG.holds(claim)
+    # and each is true numerically: ℓ bounds the harmonic sum, (β, Γ) the one-step recursion
+    for k0 in (0.5, 1.0, 10.0):
+        assert max(_harmonic_excess(claim, k, k0) for k in (0, 1, 2, 5, 50, 500)) <= 0
+        for t in (k0, 2 * k0, 10 * k0, 1000 * k0):
+            excess = _one_step_excess(claim, np.linspace(0.0, 4 * t**2, 2001), t, k0=k0, sigma2_jac=0.3)
+            assert excess.max() <= 1e-12 * t**2
+
+
+# each mutant, a point where the link it changes is false (so it is rejected for a reason)
+_LOG_COUNTEREXAMPLES = {
+    "condition a mu >= 1 dropped (a mu > 0 only)": lambda c: _one_step_excess(c, w=100.0, t=2.0, g=0.5),
+    "beta halved": lambda c: _one_step_excess(c, w=2116.0, t=100.0, k0=10.0),
+    "Gamma without (1 + 1/k0)": lambda c: _one_step_excess(c, w=0.0, t=1.0, M=0.0, sigma2_jac=1.0),
+    "Gamma without the coupling M^2 C_u/k0": lambda c: _one_step_excess(c, w=0.0, t=1.0),
+    "noise accumulated linearly, not in root": lambda c: _induction_excess(c, 0.25),
+    "noise root halved": lambda c: _induction_excess(c, 0.25),
+    "harmonic sum without its first term": lambda c: _harmonic_excess(c, k=1, k0=1.0),
+    "harmonic sum with half its first term": lambda c: _harmonic_excess(c, k=1000, k0=1.0),
+}
+
+
+def test_log_certificate_mutants_are_false_and_rejected():
+    from proofs_check import sgd
+
+    certificate = sgd.DECREASING_STEP_JACOBIAN_LOG
+    assert {description for description, _ in certificate.mutants} == set(_LOG_COUNTEREXAMPLES)
+    for description, mutant in certificate.mutants:
+        assert not certificate.holds(mutant), description
+        assert _LOG_COUNTEREXAMPLES[description](mutant) > 0, description
+    claim = certificate.claim
+    assert _induction_excess(claim, 0.25) <= 1e-15
+    assert _harmonic_excess(claim, k=1000, k0=1.0) <= 0
+
+
+def test_log_certificate_condition_is_what_fails_without_a_mu_at_least_one():
+    from proofs_check import sgd
+
+    mutant = dict(sgd.DECREASING_STEP_JACOBIAN_LOG.mutants)["condition a mu >= 1 dropped (a mu > 0 only)"]
+    failing = [step.__name__ for step in sgd.DECREASING_STEP_JACOBIAN_LOG.steps if not step(mutant)]
+    assert failing == ["_contraction_from_condition"]
+
+
+def test_log_bound_is_built_from_the_claimed_beta_and_gamma():
+    from proofs_check import sgd
+
+    certificate = sgd.DECREASING_STEP_JACOBIAN_LOG
+    tight = sgd.bound_expression(certificate, sgd.log_claim(beta=sgd.a * sgd.M * sp.sqrt(sgd.C_u)))
+    values = _log_symbols(a=1.0, M=1.0, C_u=1.0, k0=2.0, sigma2_jac=0.5, b=1.0, v0=1.0, k=100)
+    assert float(tight.subs(values)) < float(sgd.bound_expression(certificate).subs(values))
