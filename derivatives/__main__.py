@@ -22,10 +22,10 @@ def demonstrate(problem, num_steps: int, num_seeds: int) -> None:
     theta = problem.theta0
     constants = problem.constants(theta)
     mu, L = float(constants.mu), float(constants.L)
-    schedule = derivatives.schedules.inverse_time(2.0 / mu, 2.0 * L / mu)
+    schedule = derivatives.schedules.inverse_time(2.0 / mu, 4.0 * L / mu)   # a/k0 = 1/(2L), as the bounds need
     print(f"\n{problem!r}")
     print(f"  constants at θ₀: {constants}")
-    print(f"  SGD: batch 1, α_k = a/(k + k0) with a = 2/μ = {2 / mu:.3g}, k0 = 2L/μ = {2 * L / mu:.3g}, "
+    print(f"  SGD: batch 1, α_k = a/(k + k0) with a = 2/μ = {2 / mu:.3g}, k0 = 4L/μ = {4 * L / mu:.3g}, "
           f"K = {num_steps}")
     keys = jax.random.split(jax.random.key(0), num_seeds)
     start = time.perf_counter()

@@ -30,6 +30,7 @@ import enum
 import fractions
 import functools
 import numbers
+import warnings
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -394,6 +395,10 @@ class SGDBounds:
         return self.iterate.conditions
 
 
+class EstimatedConstantsWarning(UserWarning):
+    """Bounds evaluated on estimated constants: the certificates' assumptions are not verified."""
+
+
 def sgd_bounds(constants, schedule, *, batch_size: int, x0_error_sq: float, jac0_error_sq: float,
                jac_star_norm: float, steps) -> SGDBounds:
     """The certified bounds for minibatch SGD with a `rates` schedule.
@@ -412,7 +417,16 @@ def sgd_bounds(constants, schedule, *, batch_size: int, x0_error_sq: float, jac0
 
     The bounds also assume every per-sample loss convex (`Theorem.assumptions`): true of
     every generator in `problems`; a user's `from_loss` problem must check it.
+
+    **Warns:** `EstimatedConstantsWarning` when some constants are estimates
+    (`constants.estimated`, e.g. `from_loss`'s local values near x*): the certificates assume
+    the global constants, so the values returned are then not certified bounds.
     """
+    estimated = tuple(getattr(constants, "estimated", ()))
+    if estimated:
+        warnings.warn(f"the constants {', '.join(estimated)} are estimates (local values near x*), not the global "
+                      "constants the certificates assume: these bounds are not certified for this problem",
+                      EstimatedConstantsWarning, stacklevel=2)
     values = dict(mu=float(constants.mu), L=float(constants.L), sigma2=float(constants.sigma2),
                   sigma2_jac=float(constants.sigma2_jac), b=float(batch_size),
                   M=coupling(constants, jac_star_norm), u0=x0_error_sq, v0=jac0_error_sq,

@@ -35,6 +35,13 @@ def evaluate(c, schedule, steps=STEPS):
                              steps=steps)
 
 
+def test_bounds_on_estimated_constants_warn_that_they_are_not_certified():
+    estimated = types.SimpleNamespace(**vars(constants()), estimated=("mu", "L"))
+    with pytest.warns(bounds.EstimatedConstantsWarning, match="mu, L are estimates"):
+        evaluate(estimated, rates.constant(0.1))
+    evaluate(constants(), rates.constant(0.1))   # exact constants: no warning (warnings are errors here)
+
+
 # --- conditions -----------------------------------------------------------------------------
 
 def test_a_violated_condition_is_named_with_its_numbers():
