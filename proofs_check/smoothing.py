@@ -37,13 +37,46 @@ reparameterised, `z = θ + ε` with `ε ~ N(0, 1)`; φ is the standard normal de
    This is an upper bound; its tightness is certified only for ℓ = 1 (claim 3). Independent
    noise in every guard is assumed: the pointwise bound `|σ_η'| ≤ 1/(4η)` alone would give
    η^(−2ℓ) for the second moment.
-5. `p_series`: `Σ_k k^(−p)` converges iff `p > 1`, checked on exponents on both sides of 1,
-   by sympy's series test and by the integral test.
-6. `dsgd_schedule`: for `γ_k = c k^(−a)`, `η_k = η₀ k^(−r)` and depth ℓ (variance
-   `O(η^(−ℓ))`), the conditions of the DSGD convergence theorem are `Σγ_k = ∞` iff
-   `a ≤ 1`, `Σγ_k² η_k^(−ℓ) < ∞` iff `2a − rℓ > 1` (the term is
-   `c²η₀^(−ℓ) k^(−(2a − rℓ))`), and `η_k → 0` iff `r > 0`. `rates.bounds.DSGD_SCHEDULE`
-   decides them on a run's exponents in exact rational arithmetic.
+5. `p_series`: `Σ_{k≥1} k^(−p) < ∞` iff `p > 1`, for every real p, with p a sympy symbol
+   (no grid). For p ≠ 1, `∫_1^N t^(−p) dt = F(N) = (N^(1−p) − 1)/(1 − p)` (`F' = N^(−p)`,
+   `F(1) = 0`, and sympy's integral with symbolic p is `F` for p ≠ 1 and `log N` for p = 1).
+   By cases, each an assumption-bearing parametrisation: `p = 1 + q` (q > 0) gives
+   `F(N) → 1/q`; `p = 1` gives `log N → ∞`; `p = q/(1 + q)` (q ≥ 0, so 0 ≤ p < 1) gives
+   `F(N) → ∞`; in these three `t^(−p)` is non-increasing (`d/dt t^(−p) ≤ 0` is decided), so
+   `∫_k^{k+1} t^(−p) ≤ k^(−p) ≤ ∫_{k−1}^{k} t^(−p)` and, summed,
+   `∫_1^{N+1} t^(−p) ≤ Σ_{k≤N} k^(−p) ≤ 1 + ∫_1^N t^(−p)`: the integral test. For `p = −q`
+   (q > 0) the terms `k^q → ∞` do not tend to 0. The four cases partition R (sympy's sets
+   of the parametrisations), and the claim holds, as a set of p, exactly on the convergent
+   ones. Certified by sympy: the primitive, the limits, the monotonicity, the partition and
+   the claim on each case; argued here: the comparison of a monotone integrand with its
+   integral and the term test. `tests/test_proofs_smoothing.py` compares the claim with
+   sympy's own series and integral tests on a table of exponents.
+6. `dsgd_schedule`: for `γ_k = c k^(−a)`, `η_k = η₀ k^(−r)` and depth ℓ, with a, r, ℓ symbols
+   (a, r real, ℓ a non-negative integer), `γ_k² η_k^(−ℓ) = c²η₀^(−ℓ) k^(−(2a − rℓ))`, a positive
+   constant times a p-series term with the real exponent `2a − rℓ`. So, by claim 5:
+   `Σγ_k² η_k^(−ℓ) < ∞` iff `2a − rℓ > 1`, and `Σγ_k = ∞` iff `a ≤ 1` (claim 5 at p = a,
+   negated); each claimed condition is checked to be that p-series condition, as an
+   inequality, up to a positive factor. `η_k → 0` iff `r > 0`: the limit of `η₀k^(−r)` is
+   0, η₀ and ∞ on the cases `r > 0`, `r = 0`, `r < 0` (a partition of R).
+   `rates.bounds.DSGD_SCHEDULE` decides the three conditions on a run's exponents in exact
+   rational arithmetic; `tests/test_proofs_smoothing.py` also compares them with sympy's
+   series tests on a grid of (a, r, ℓ).
+
+   **What the conditions feed, and what is assumed.** They are the schedule hypotheses of
+   the convergence theorem for Diagonalisation SGD of Wagner, Khajwal & Ong
+   (arXiv:2402.11752; paraphrased here, the exact statement is the paper's): SGD on the
+   smoothed objectives `f_{η_k}`, with the reparameterisation estimator (unbiased for
+   `∇f_{η_k}`) and accuracy `η_k → 0`, reaches stationary points of the crisp objective when
+   `Σγ_k = ∞`, `Σγ_k² V_k < ∞` for the estimator's variance `V_k` at `η_k`, and `η_k → 0`.
+   Certified here is only the translation of those three conditions into `a ≤ 1`,
+   `2a − rℓ > 1`, `r > 0` for power schedules. Assumed, not certified: (i) the theorem
+   itself and its hypotheses on the program and the smoothed objectives (its regularity
+   conditions, which this module does not restate); (ii) `V_k = O(η_k^(−ℓ))`: claim 4
+   gives a bound of order η^(−ℓ) on the second moment only for guards
+   `θ + εᵢ + v_{i−1}` with independent N(0, 1) noise and bounded branch gaps, a program's
+   variance is only bounded by it, and a program outside that form needs its own bound
+   (only the order of the bound enters: a variance bound of a smaller order only weakens
+   the requirement, so with r > 0 `2a − rℓ > 1` stays sufficient); (iii) `c, η₀ > 0`.
 
 References: D. Wagner, B. Khajwal and C.-H. L. Ong, *Diagonalisation SGD: Fast &
 Convergent SGD for Non-Differentiable Models via Reparameterisation and Smoothing*,
@@ -253,33 +286,111 @@ NESTED_IF_VARIANCE = Certificate(
 
 k = sp.Symbol("k", integer=True, positive=True)
 p = sp.Symbol("p", real=True)
-P_TABLE = tuple(sp.Rational(n, 4) for n in (1, 2, 3, 4, 5, 6, 8, 12))
+t_var = sp.Symbol("t", positive=True)  # the integration variable of the integral test
+N_upper = sp.Symbol("N", positive=True)  # the upper limit of the partial integrals
+q_pos = sp.Symbol("q", positive=True)  # parameters of the cases: every real p is one of them
+q_nonneg = sp.Symbol("q", nonnegative=True)
+P_PRIMITIVE = (N_upper ** (1 - p) - 1) / (1 - p)  # ∫_1^N t^(−p) dt for p ≠ 1
+
+
+def _case(name, parameter, domain, value):
+    """A case of a by-cases argument: the values `value(parameter)`, `parameter ∈ domain`,
+    whose image is the set the case covers."""
+    return name, value, sp.imageset(sp.Lambda(parameter, value), domain)
+
+
+# The integral test needs a non-increasing integrand, so p ≥ 0; for p < 0 the terms grow.
+P_INTEGRAL_CASES = (
+    _case("p > 1", q_pos, sp.Interval.open(0, sp.oo), 1 + q_pos),
+    _case("p = 1", q_nonneg, sp.FiniteSet(0), sp.Integer(1)),
+    _case("0 <= p < 1", q_nonneg, sp.Interval(0, sp.oo), q_nonneg / (1 + q_nonneg)),
+)
+P_TERM_CASES = (_case("p < 0", q_pos, sp.Interval.open(0, sp.oo), -q_pos),)
+
+
+def _relation_value(relation, point):
+    """The relation at `point`, decided by sympy from the case's assumptions: True, False or
+    None (undecided: a relation that does not split the case decides nothing)."""
+    value = relation.subs(p, point)
+    return True if value is sp.true else False if value is sp.false else None
+
+
+def _p_primitive(claim):
+    """`F(N) = (N^(1−p) − 1)/(1 − p)`: `F' = N^(−p)` and `F(1) = 0` for symbolic p, and sympy's
+    `∫_1^N t^(−p) dt` is `F` for p ≠ 1 and `log N` for p = 1."""
+    integral = sp.integrate(t_var ** (-p), (t_var, 1, N_upper))
+    if not isinstance(integral, sp.Piecewise):
+        return False
+    branches = {condition: expression for expression, condition in integral.args}
+    generic = branches.get(sp.Ne(p, 1))
+    return (
+        is_zero(sp.diff(P_PRIMITIVE, N_upper) - N_upper ** (-p)) and is_zero(P_PRIMITIVE.subs(N_upper, 1))
+        and generic is not None and is_zero(generic - P_PRIMITIVE)
+        and is_zero(branches.get(sp.true, sp.nan) - sp.log(N_upper))
+    )
 
 
 @functools.cache
-def _p_series_converges(exponent):
-    return bool(sp.Sum(k ** (-exponent), (k, 1, sp.oo)).is_convergent())
-
-
-@functools.cache
-def _p_integral_finite(exponent):
-    return bool(sp.integrate(p_chart ** (-exponent), (p_chart, 1, sp.oo)).is_finite)
-
-
-def _p_series_table(claim):
-    return all(bool(claim["converges"].subs(p, q)) == _p_series_converges(q) for q in P_TABLE)
+def _integral_is_finite(point):
+    """`lim_{N→∞} ∫_1^N t^(−p) dt < ∞` at `p = point`: the closed form's limit, for p ≠ 1, and
+    `log N → ∞` for p = 1; None if sympy cannot decide."""
+    primitive = sp.log(N_upper) if point == 1 else P_PRIMITIVE.subs(p, point)
+    try:
+        return sp.limit(primitive, N_upper, sp.oo).is_finite
+    except NotImplementedError:  # the sign of the exponent is not decided by the case
+        return None
 
 
 def _p_integral_test(claim):
-    return all(bool(claim["converges"].subs(p, q)) == _p_integral_finite(q) for q in P_TABLE)
+    """For p ≥ 0 (each integral case): `t^(−p)` is non-increasing, so
+    `∫_k^{k+1} t^(−p) ≤ k^(−p) ≤ ∫_{k−1}^{k} t^(−p)` and `Σk^(−p)` converges iff `∫_1^∞ t^(−p)` is
+    finite; the claim holds exactly where the integral is finite."""
+    for _, point, _ in P_INTEGRAL_CASES:
+        if sp.diff(t_var ** (-point), t_var).is_nonpositive is not True:
+            return False
+        finite = _integral_is_finite(point)
+        if finite is None or _relation_value(claim["converges"], point) is not finite:
+            return False
+    return True
+
+
+def _p_terms(claim):
+    """For p < 0: `k^(−p) → ∞`, the terms do not tend to 0, and the series diverges."""
+    for _, point, _ in P_TERM_CASES:
+        if sp.limit(k ** (-point), k, sp.oo) != sp.oo or _relation_value(claim["converges"], point) is not False:
+            return False
+    return True
+
+
+def _cases_decide(claim_relation, symbol, cases, verdict):
+    """The cases' sets are disjoint and cover R, and the claim, as a set of `symbol`, is the
+    union of the cases whose verdict is True."""
+    sets = [covered for _, _, covered in cases]
+    disjoint = all(left.intersect(right) is sp.S.EmptySet for i, left in enumerate(sets) for right in sets[i + 1:])
+    holds = sp.Union(*[covered for (name, _, covered) in cases if verdict(name)])
+    return disjoint and sp.Union(*sets) == sp.S.Reals and claim_relation.as_set() == holds and (
+        claim_relation.free_symbols == {symbol})
+
+
+def _p_cases_cover(claim):
+    """The four cases partition the real line, and the claim is `p ∈` the union of the
+    convergent ones."""
+    convergent = {name for name, point, _ in P_INTEGRAL_CASES if _integral_is_finite(point)}
+    return _cases_decide(claim["converges"], p, P_INTEGRAL_CASES + P_TERM_CASES, convergent.__contains__)
 
 
 P_SERIES = Certificate(
     name="p_series",
-    statement="sum_k k^(-p) < oo iff p > 1 (p = 1/4, ..., 3 on both sides of 1; series test and integral test)",
+    statement="sum_k k^(-p) < oo iff p > 1, for every real p (integral test with symbolic p for p >= 0; "
+              "terms not -> 0 for p < 0)",
     claim={"converges": p > 1},
-    steps=(_p_series_table, _p_integral_test),
-    mutants=(("p >= 1", {"converges": p >= 1}), ("p > 1/2", {"converges": p > sp.Rational(1, 2)})),
+    steps=(_p_primitive, _p_integral_test, _p_terms, _p_cases_cover),
+    mutants=(
+        ("p >= 1", {"converges": p >= 1}),
+        ("p > 1/2", {"converges": p > sp.Rational(1, 2)}),
+        ("p > 0 (terms tending to 0)", {"converges": p > 0}),
+        ("p > 1 or p < 0 (the term test ignored)", {"converges": (p > 1) | (p < 0)}),
+    ),
 )
 
 a_exp, r_exp = sp.symbols("a r", real=True)  # real, not positive: the conditions are decided by value
@@ -292,9 +403,10 @@ DSGD_CONDITIONS = {
     "noise_summable": 2 * a_exp - r_exp * depth > 1,
     "accuracy_vanishes": r_exp > 0,
 }
-SCHEDULE_TABLE = tuple(
-    (sp.Rational(an, 4), sp.Rational(rn, 8), ln)
-    for an in (1, 2, 3, 4, 5, 6) for rn in (-2, 0, 1, 2, 4) for ln in (0, 1, 2, 4)
+ACCURACY_CASES = (
+    _case("r > 0", q_pos, sp.Interval.open(0, sp.oo), q_pos),
+    _case("r = 0", q_nonneg, sp.FiniteSet(0), sp.Integer(0)),
+    _case("r < 0", q_pos, sp.Interval.open(0, sp.oo), -q_pos),
 )
 
 
@@ -303,50 +415,93 @@ def _exponent(term):
     return sp.simplify(-k * sp.diff(sp.expand_log(sp.log(term), force=True), k))
 
 
-def _decide(claim, key, point):
-    a_value, r_value, ell_value = point
-    return bool(claim[key].subs({a_exp: a_value, r_exp: r_value, depth: ell_value}))
+def _power_term(term):
+    """`(constant, exponent)` with `term = constant · k^(−exponent)`, the constant positive and
+    free of k and the exponent real (so that the p-series lemma applies); None otherwise."""
+    exponent = _exponent(term)
+    constant = sp.simplify(term * k**exponent)
+    if exponent.has(k) or constant.has(k) or exponent.is_real is not True or constant.is_positive is not True:
+        return None
+    return constant, exponent
+
+
+def _normal_form(relation):
+    """`(strict, e)` with the relation equivalent to `e > 0` (strict) or `e ≥ 0`; None if it is
+    not an inequality."""
+    if isinstance(relation, (sp.StrictGreaterThan, sp.GreaterThan)):
+        return isinstance(relation, sp.StrictGreaterThan), relation.lhs - relation.rhs
+    if isinstance(relation, (sp.StrictLessThan, sp.LessThan)):
+        return isinstance(relation, sp.StrictLessThan), relation.rhs - relation.lhs
+    return None
+
+
+def _same_condition(claimed, derived):
+    """The two inequalities are the same after canonicalisation: both `e > 0` (or both
+    `e ≥ 0`), the two `e` a positive constant multiple of each other (so the same set of
+    parameters, whatever their values); a sufficient test of equivalence."""
+    claimed_form, derived_form = _normal_form(claimed), _normal_form(derived)
+    if claimed_form is None or derived_form is None or claimed_form[0] != derived_form[0]:
+        return False
+    ratio = sp.simplify(claimed_form[1] / derived_form[1])
+    return bool(ratio.is_number and ratio.is_positive)
+
+
+def _p_series_condition(exponent):
+    """The certified p-series condition `Σk^(−p) < ∞ ⟺ p > 1` at `p = exponent`."""
+    return P_SERIES.claim["converges"].subs(p, exponent)
 
 
 def _noise_series(claim):
-    """`γ_k² η_k^(−ℓ) = c² η₀^(−ℓ) k^(−(2a − rℓ))`, and the claim decides its convergence."""
+    """`γ_k² η_k^(−ℓ) = c² η₀^(−ℓ) k^(−(2a − rℓ))`, and the claim is the p-series condition at
+    that exponent: `2a − rℓ > 1`."""
     term = STEP_SIZE**2 * ACCURACY ** (-depth)
-    exponent = _exponent(term)
-    if not is_zero(term - c_step**2 * eta0 ** (-depth) * k ** (-exponent)):
+    power = _power_term(term)
+    if power is None:
         return False
-    return all(
-        _decide(claim, "noise_summable", point)
-        == _p_series_converges(exponent.subs({a_exp: point[0], r_exp: point[1], depth: point[2]}))
-        for point in SCHEDULE_TABLE
+    constant, exponent = power
+    return (
+        is_zero(constant - c_step**2 * eta0 ** (-depth)) and is_zero(exponent - (2 * a_exp - r_exp * depth))
+        and _same_condition(claim["noise_summable"], _p_series_condition(exponent))
     )
 
 
 def _step_series(claim):
-    exponent = _exponent(STEP_SIZE)
-    return all(
-        _decide(claim, "steps_diverge", point) == (not _p_series_converges(exponent.subs(a_exp, point[0])))
-        for point in SCHEDULE_TABLE
-    )
+    """`γ_k = c k^(−a)`, and the claim is the negated p-series condition at a: `a ≤ 1`."""
+    power = _power_term(STEP_SIZE)
+    if power is None or not is_zero(power[1] - a_exp):
+        return False
+    return _same_condition(claim["steps_diverge"], sp.Not(_p_series_condition(power[1])))
 
 
 @functools.cache
-def _accuracy_limit(r_value):
-    return sp.limit(ACCURACY.subs(r_exp, r_value), k, sp.oo)
+def _accuracy_limit(point):
+    return sp.limit(ACCURACY.subs(r_exp, point), k, sp.oo)
 
 
 def _accuracy(claim):
-    return all(_decide(claim, "accuracy_vanishes", point) == (_accuracy_limit(point[1]) == 0)
-               for point in SCHEDULE_TABLE)
+    """`lim η₀k^(−r)` is 0 for r > 0, η₀ for r = 0 and ∞ for r < 0 (cases with assumption-bearing
+    symbols, which partition R), and the claim holds exactly on the case with limit 0."""
+    limits = {name: _accuracy_limit(point) for name, point, _ in ACCURACY_CASES}
+    if limits != {"r > 0": 0, "r = 0": eta0, "r < 0": sp.oo}:
+        return False
+    relation = claim["accuracy_vanishes"]
+    decided = all(
+        relation.subs(r_exp, point) is (sp.true if limits[name] == 0 else sp.false)
+        for name, point, _ in ACCURACY_CASES
+    )
+    return decided and _cases_decide(relation, r_exp, ACCURACY_CASES, lambda name: limits[name] == 0)
 
 
 DSGD_SCHEDULE = Certificate(
     name="dsgd_schedule",
-    statement="gamma_k = c k^-a, eta_k = eta0 k^-r, variance O(eta^-l): sum gamma_k = oo iff a <= 1; "
-              "sum gamma_k^2 eta_k^-l < oo iff 2a - r l > 1; eta_k -> 0 iff r > 0",
+    statement="gamma_k = c k^-a, eta_k = eta0 k^-r, variance O(eta^-l), a, r, l symbolic: sum gamma_k = oo iff "
+              "a <= 1; sum gamma_k^2 eta_k^-l < oo iff 2a - r l > 1 (p-series lemma); eta_k -> 0 iff r > 0",
     claim=DSGD_CONDITIONS,
     steps=(_noise_series, _step_series, _accuracy),
     mutants=(
         ("2a > 1 (the variance growth ignored)", {**DSGD_CONDITIONS, "noise_summable": 2 * a_exp > 1}),
+        ("2a - r l >= 1 (harmonic noise allowed)",
+         {**DSGD_CONDITIONS, "noise_summable": 2 * a_exp - r_exp * depth >= 1}),
         ("a < 1 (harmonic steps excluded)", {**DSGD_CONDITIONS, "steps_diverge": a_exp < 1}),
         ("r >= 0 (constant accuracy allowed)", {**DSGD_CONDITIONS, "accuracy_vanishes": r_exp >= 0}),
     ),

@@ -474,5 +474,7 @@ DSGD_SCHEDULE = Theorem(
                 "depth_nonnegative": sp.Ge(_depth, 0, evaluate=False),
                 **smoothing_certificates.DSGD_CONDITIONS},
     exact=True,
-    assumptions=("the estimator's variance is O(eta^-l) at nesting depth l (SMOOTHED_VARIANCE)",),
+    assumptions=("the estimator's variance is O(eta^-l) at nesting depth l (SMOOTHED_VARIANCE)",
+                 "the DSGD convergence theorem (Wagner, Khajwal & Ong, arXiv:2402.11752) and its hypotheses on the "
+                 "smoothed objectives"),
 )

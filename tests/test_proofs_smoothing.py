@@ -1,14 +1,17 @@
 """The certificates of `proofs_check.contraction`, `.smoothing` and `.densities`: they are
 registered (and so verified, with their mutants, by `tests/test_proofs_check.py`);
-the conditions of `rates.bounds.DSGD_SCHEDULE` agree with cases
-decided by hand; and property tests check the certified bounds against quadrature (scipy `quad`, a
-relative tolerance of 1e-7 or better unless stated) of the exact quantities, each with a
-negative check that the same comparison rejects the mutated claim.
+the conditions of `rates.bounds.DSGD_SCHEDULE` agree with cases decided by hand; the
+symbolic `p_series` and `dsgd_schedule` claims agree with sympy's own series and integral
+tests on grids of exponents (spot checks, not their evidence); and property tests check the
+certified bounds against quadrature (scipy `quad`, a relative tolerance of 1e-7 or better
+unless stated) of the exact quantities, each with a negative check that the same comparison
+rejects the mutated claim.
 
 Nothing here is random beyond hypothesis' draws: every check is deterministic given
 the drawn constants.
 """
 
+import functools
 import itertools
 from fractions import Fraction
 
@@ -98,6 +101,87 @@ def test_the_mutated_noise_condition_accepts_a_divergent_schedule():
 def test_dsgd_schedule_conditions_reject_bad_arguments(args, error):
     with pytest.raises(error, match=r"\b(a|r|ell)\b"):
         DSGD_SCHEDULE.require(**dict(zip(("a", "r", "ell"), args)))
+
+
+# The certificates `p_series` and `dsgd_schedule` are symbolic; these spot checks compare
+# their claims with sympy's own series and integral tests, and with limits, on grids.
+
+P_TABLE = tuple(sp.Rational(n, 4) for n in (-2, 0, 1, 2, 3, 4, 5, 6, 8, 12))
+SCHEDULE_TABLE = tuple(
+    (sp.Rational(an, 4), sp.Rational(rn, 8), ln)
+    for an in (1, 2, 3, 4, 5, 6) for rn in (-2, 0, 1, 2, 4) for ln in (0, 1, 2, 4)
+)
+
+
+@functools.cache
+def _p_series_converges(exponent):
+    return bool(sp.Sum(smoothing.k ** (-exponent), (smoothing.k, 1, sp.oo)).is_convergent())
+
+
+@functools.cache
+def _p_integral_finite(exponent):
+    t = sp.Symbol("t", positive=True)
+    return bool(sp.integrate(t ** (-exponent), (t, 1, sp.oo)).is_finite)
+
+
+@pytest.mark.parametrize("exponent", P_TABLE, ids=str)
+def test_p_series_claim_agrees_with_sympy_series_and_integral_tests(exponent):
+    claimed = bool(smoothing.P_SERIES.claim["converges"].subs(smoothing.p, exponent))
+    assert claimed is _p_series_converges(exponent)
+    if exponent >= 0:  # the integral test needs a non-increasing integrand
+        assert claimed is _p_integral_finite(exponent)
+
+
+def test_p_series_mutants_disagree_with_sympy_somewhere_on_the_table():
+    for description, mutant in smoothing.P_SERIES.mutants:
+        decided = [bool(mutant["converges"].subs(smoothing.p, q)) for q in P_TABLE]
+        assert decided != [_p_series_converges(q) for q in P_TABLE], description
+
+
+def _at(relation, point):
+    a, r, ell = point
+    return bool(relation.subs({smoothing.a_exp: a, smoothing.r_exp: r, smoothing.depth: ell}))
+
+
+def _grid_decisions(point):
+    """The three series facts at a point, by sympy's series test and limit."""
+    a, r, ell = point
+    return {
+        "steps_diverge": not _p_series_converges(a),
+        "noise_summable": _p_series_converges(2 * a - r * ell),
+        "accuracy_vanishes": sp.limit(smoothing.ACCURACY.subs(smoothing.r_exp, r), smoothing.k, sp.oo) == 0,
+    }
+
+
+def test_dsgd_conditions_agree_with_sympy_on_the_grid():
+    """120 points (a, r, ℓ) on both sides of every boundary; the certified conditions and
+    `rates.bounds.DSGD_SCHEDULE` agree with sympy's series tests."""
+    for point in SCHEDULE_TABLE:
+        expected = _grid_decisions(point)
+        assert {key: _at(smoothing.DSGD_CONDITIONS[key], point) for key in expected} == expected, point
+        assert admissible(*point) is all(expected.values()), point
+
+
+def test_dsgd_mutants_disagree_with_sympy_on_the_grid():
+    decisions = [_grid_decisions(point) for point in SCHEDULE_TABLE]
+    for description, mutant in smoothing.DSGD_SCHEDULE.mutants:
+        assert any({key: _at(mutant[key], point) for key in expected} != expected
+                   for point, expected in zip(SCHEDULE_TABLE, decisions, strict=True)), description
+
+
+def test_dsgd_conditions_are_the_p_series_condition_at_the_symbolic_exponent():
+    """The noise condition is `P_SERIES`'s claim at `p = 2a − rℓ`, literally."""
+    exponent = 2 * smoothing.a_exp - smoothing.r_exp * smoothing.depth
+    assert smoothing.P_SERIES.claim["converges"].subs(smoothing.p, exponent) == smoothing.DSGD_CONDITIONS[
+        "noise_summable"]
+    assert sp.Not(smoothing.P_SERIES.claim["converges"].subs(smoothing.p, smoothing.a_exp)) == (
+        smoothing.DSGD_CONDITIONS["steps_diverge"])
+
+
+def test_p_series_cases_partition_the_real_line():
+    cases = smoothing.P_INTEGRAL_CASES + smoothing.P_TERM_CASES
+    assert sp.Union(*[covered for _, _, covered in cases]) == sp.S.Reals
+    assert sum(1 for _, _, covered in cases if covered.contains(sp.Integer(1)) is sp.true) == 1
 
 
 # --- contraction ------------------------------------------------------------------------
