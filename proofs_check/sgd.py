@@ -9,7 +9,9 @@ and `M = L_H‖J*‖_F + L_C` (docs/theory.md derives both):
     u_{k+1} ≤ (1 − α_kμ) u_k + 2α_k² σ²/b                                      (U)
     v_{k+1} ≤ (1 − α_kμ) v_k + 2α_k M √(v_k u_k) + 4α_k²(M² u_k + σ_J²/b)        (V)
 
-Each bound below solves (U) or (V) in closed form; its certificate checks the steps
+`sgd_one_step_iterates` and `sgd_one_step_jacobian` certify (U) and (V) themselves, from scalar
+facts about Hessian eigenvalues chained by a linear certificate (the matrix-to-scalar reductions
+are named, cited lemmas). Each other bound below solves (U) or (V) in closed form; its certificate checks the steps
 that make the closed form an upper bound (identities, and polynomial inequalities
 reduced to non-negative coefficients), and each has mutants the same steps reject.
 """
@@ -418,7 +420,246 @@ DECREASING_STEP_JACOBIAN_LOG = Certificate(
     ),
 )
 
+# --- the one-step inequalities (U) and (V), from scalar facts ---------------------------------
+# Each step below is a symbolic fact about scalars: an eigenvalue h of a per-sample Hessian in
+# [sample_low, L] (sample_low = 0 is (A1)'s per-sample convexity), an eigenvalue of the mean Hessian in
+# [μ, L], Young/Cauchy–Schwarz as polynomial non-negativity, the variance of a mean of b i.i.d. terms.
+# The matrix-to-scalar reductions sympy cannot do are named, cited lemmas (in the docstrings):
+#   [spectral]  a symmetric 0 ⪯ H ⪯ L·I has H² ⪯ L·H (same eigenvectors, h² ≤ Lh per eigenvalue), so
+#               ‖HD‖²_F ≤ L⟨D, HD⟩; and ∇²F ⪰ μI gives ⟨D, ∇²F D⟩ ≥ μ‖D‖².
+#   [co-coercivity]  Nesterov (2004), Thm 2.1.5: f convex and L-smooth ⇒
+#               ‖∇f(x) − ∇f(y)‖² ≤ 2L(f(x) − f(y) − ⟨∇f(y), x − y⟩); equality for the 1-d quadratic
+#               instance along x − y, which is what `_co_coercivity_instance` checks.
+#   [strong convexity]  Nesterov (2004), Thm 2.1.10/(2.1.19): ⟨∇F(x), x − x*⟩ ≥ F(x) − F* + (μ/2)‖x − x*‖².
+#   [Jensen]    ‖(1/b)Σ zⱼ‖² ≤ (1/b)Σ‖zⱼ‖², so the minibatch does no worse than one sample.
+#   [IFT + (A3)]  ∇²F(x*)J* + ∇²ₓθF(x*) = 0, and each ∇²ₓₓfᵢ J* + ∇²ₓθfᵢ is (L_H‖J*‖_F + L_C)-Lipschitz in x.
+#   [Cauchy–Schwarz]  −⟨D, G⟩ ≤ ‖D‖‖G‖, and E[‖D‖‖e‖] ≤ √(E‖D‖² E‖e‖²) when taking total expectations.
+# The chain is a linear certificate: with symbols for the norms and inner products, the claimed right side
+# minus the exact expansion of E_k‖·‖² equals a combination of the hypotheses' slacks (each ≥ 0) with
+# multipliers that are ≥ 0 exactly under the step condition.
+
+L_smooth = sp.Symbol("L", positive=True)
+L_H, L_C, J_star = sp.symbols("L_H L_C J_star", positive=True)  # (A3) constants, ‖J*‖_F
+_x, _y, _v, _r1, _r2 = sp.symbols("x_ y_ v_ r1 r2", nonnegative=True)  # slack variables of the scalar facts
+_err = sp.Symbol("err", real=True)  # a coordinate of x − x* along an eigenvector
+# symbols of the chains (all norms, inner products and gaps: real numbers the hypotheses relate)
+_E2, _Gap, _P, _S, _C = sp.symbols("E2 Gap P S C", real=True)
+_D2, _e2, _De, _Q, _HD2, _R, _EE, _T = sp.symbols("D2 e2 De Q HD2 R EE T", real=True)
+
+M_CONSTANT = L_H * J_star + L_C
+
+
+def _smoothness_and_step(claim):
+    """α = 1/(1/step_bound + v), v ≥ 0: every α in (0, step_bound], as an expression in L and v."""
+    return 1 / (1 / claim["step_bound"] + _v)
+
+
+def _sample_eigenvalue(claim):
+    """(h, L) with h ∈ [sample_low, L]: h = L − y and L = sample_low(L) + x + y, solved for L (x, y ≥ 0)."""
+    L_value = sp.solve(sp.Eq(L_smooth, claim["sample_low"] + _x + _y), L_smooth)[0]
+    return L_value - _y, L_value
+
+
+def _co_coercivity_instance(claim):
+    """(a) [co-coercivity], scalar quadratic instance: f(z) = (h/2)(z − z*)² + c(z − z*) with h an eigenvalue
+    of a per-sample Hessian in [sample_low, L]. ‖f′(z) − f′(z*)‖² = h²err², the Bregman gap is h err²/2, and
+    2L·gap − ‖·‖² = err²·h(L − h) ≥ 0 by non-negative coefficients. Fails for h < 0 (convexity dropped)."""
+    z, z_star, c, h_ = sp.symbols("z z_star c h_", real=True)
+    f = h_ / 2 * (z - z_star) ** 2 + c * (z - z_star)
+    grad = sp.diff(f, z)
+    squared = (grad - grad.subs(z, z_star)) ** 2
+    bregman = f - f.subs(z, z_star) - grad.subs(z, z_star) * (z - z_star)
+    h, L_value = _sample_eigenvalue(claim)
+    slack = (2 * L_smooth * bregman - squared).subs(z, z_star + _err).subs({h_: h, L_smooth: L_value})
+    return is_zero(slack - _err**2 * h * (L_value - h)) and nonnegative_by_coefficients(h * (L_value - h), (_x, _y))
+
+
+def _mean_of_iid(size):
+    """E(Σⱼ ξⱼ / size)² for independent mean-zero ξⱼ with Eξⱼ² = σ²: expand, then E ξᵢξⱼ = 0 (i ≠ j),
+    E ξⱼ² = σ²."""
+    xi = sp.symbols(f"xi0:{size}", real=True)
+    square = sp.Poly(sp.expand((sum(xi) / size) ** 2), *xi)
+    return sum(coefficient * (sigma2 if max(powers) == 2 else 0)
+               for powers, coefficient in zip(square.monoms(), square.coeffs()))
+
+
+def _variance_of_a_mean(key, variance):
+    def step(claim):
+        """(b) the second moment of a mean of b i.i.d. mean-zero terms is (variance)/b (coordinatewise):
+        E‖∇f_B(x*)‖² = σ²/b for (U), E‖E(x*)‖² = σ_J²/b for (V); checked for b = 1, 2, 3 with symbolic terms;
+        and [Jensen] ((p₁ + p₂)/2)² ≤ (p₁² + p₂²)/2, the difference being ((p₁ − p₂)/2)²."""
+        p1, p2 = sp.symbols("p1 p2", real=True)
+        jensen = is_zero((p1**2 + p2**2) / 2 - ((p1 + p2) / 2) ** 2 - ((p1 - p2) / 2) ** 2)
+        return jensen and all(is_zero(_mean_of_iid(size) - claim[key].subs({variance: sigma2, b: size}))
+                              for size in (1, 2, 3))
+    step.__name__ = "_variance_of_a_mean"
+    return step
+
+
+def _split(claim):
+    """(p + q)² ≤ 2p² + 2q²: the difference is (p − q)² (also for vectors, coordinatewise)."""
+    p, q_ = sp.symbols("p q_", real=True)
+    return is_zero(2 * p**2 + 2 * q_**2 - (p + q_) ** 2 - (p - q_) ** 2)
+
+
+def _strong_convexity_instance(claim):
+    """(c) [strong convexity], scalar quadratic instance: F(z) − F* = h err²/2, ⟨F′, z − z*⟩ = h err², h ≥ μ:
+    h err² − h err²/2 − (μ/2)err² = (h − μ)err²/2 ≥ 0 (h = μ + x)."""
+    h = mu + _x
+    slack = h * _err**2 - h * _err**2 / 2 - mu / 2 * _err**2
+    return is_zero(slack - _x * _err**2 / 2)
+
+
+# (U): u = ‖x_k − x*‖² (E2), Gap = F(x_k) − F* ≥ 0, P = ⟨∇F(x_k), x_k − x*⟩, S = E_k‖g‖²,
+# C = E_k‖∇f_B(x_k) − ∇f_B(x*)‖², and E_k‖∇f_B(x*)‖² = claim["variance"].
+def _iterate_slacks(claim):
+    return {
+        "strong_convexity": _P - _Gap - mu / 2 * _E2,                  # (c)
+        "co_coercivity": 2 * L_smooth * _Gap - _C,                     # (a) + [Jensen], ∇F(x*) = 0
+        "split": 2 * _C + 2 * claim["variance"] - _S,                  # (b): (p + q)² ≤ 2p² + 2q², N = σ²/b
+        "gap": _Gap,                                                   # F(x_k) ≥ F*
+    }
+
+
+def _iterate_multipliers(step):
+    return {"strong_convexity": 2 * step, "co_coercivity": 2 * step**2, "split": step**2,
+            "gap": 2 * step * (1 - 2 * step * L_smooth)}
+
+
+def _iterate_chain(claim):
+    """(d) E_k‖x_{k+1} − x*‖² = E2 − 2αP + α²S; the claimed right side contraction·E2 + noise minus it equals
+    Σ multiplier·slack exactly (an identity in E2, Gap, P, S, C, α, L, …)."""
+    expansion = _E2 - 2 * alpha * _P + alpha**2 * _S
+    right = claim["contraction"] * _E2 + claim["noise"]
+    slacks, multipliers = _iterate_slacks(claim), _iterate_multipliers(alpha)
+    return is_zero(right - expansion - sum(multipliers[name] * slacks[name] for name in slacks))
+
+
+def _iterate_multipliers_nonnegative(claim):
+    """(e) every multiplier of `_iterate_chain` is ≥ 0 for α ≤ step_bound: the middle term −2α(1 − 2αL)Gap
+    is dropped only when 1 − 2αL ≥ 0. Fails for α ≤ 1/L."""
+    step = _smoothness_and_step(claim)
+    return all(nonnegative_by_coefficients(multiplier.subs(alpha, step), (L_smooth, _v))
+               for multiplier in _iterate_multipliers(step).values())
+
+
+def one_step_iterates(**changes):
+    """The claim of `sgd_one_step_iterates`, with some entries changed (a mutant)."""
+    return {"contraction": 1 - alpha * mu, "noise": 2 * alpha**2 * sigma2 / b, "variance": sigma2 / b,
+            "step_bound": 1 / (2 * L_smooth), "sample_low": sp.Integer(0), **changes}
+
+
+SGD_ONE_STEP_ITERATES = Certificate(
+    name="sgd_one_step_iterates",
+    statement="(U): per-sample 0 <= h <= L, mean mu <= h, alpha <= 1/(2L): E_k||x_{k+1} - x*||^2 <= "
+              "(1 - alpha mu)||x_k - x*||^2 + 2 alpha^2 sigma2/b",
+    claim=one_step_iterates(),
+    steps=(_co_coercivity_instance, _variance_of_a_mean("variance", sigma2), _split, _strong_convexity_instance,
+           _iterate_chain, _iterate_multipliers_nonnegative),
+    mutants=(
+        ("step condition relaxed to alpha <= 1/L", one_step_iterates(step_bound=1 / L_smooth)),
+        ("per-sample convexity dropped (h in [-L, L])", one_step_iterates(sample_low=-L_smooth)),
+        ("noise sigma2/b^2", one_step_iterates(variance=sigma2 / b**2, noise=2 * alpha**2 * sigma2 / b**2)),
+        ("contraction 1 - 2 alpha mu", one_step_iterates(contraction=1 - 2 * alpha * mu)),
+    ),
+)
+
+
+# (V): D = J_k − J*, e = x_k − x*; D2 = ‖D‖², e2 = ‖e‖², De = ‖D‖‖e‖, Q = ⟨D, ∇²F D⟩ = E_k⟨D, HD⟩,
+# HD2 = E_k‖HD‖², R = ⟨D, G⟩, EE = E_k‖E‖², T = E_k‖HD + E‖².
+def _spectral_instance(claim):
+    """[spectral], per eigenvalue: h² ≤ Lh for h ∈ [sample_low, L], i.e. h(L − h) ≥ 0 by non-negative
+    coefficients. Fails for h < 0 (convexity dropped)."""
+    h, L_value = _sample_eigenvalue(claim)
+    return nonnegative_by_coefficients(L_value * h - h**2, (_x, _y))
+
+
+def _curvature_under_step(claim):
+    """2α(1 − αL)h ≥ αμ for a mean-Hessian eigenvalue h ∈ [μ, L] (h = μ + x, L = μ + x + y) and α ≤ step_bound:
+    the H-terms −2α(1 − αL)⟨D, ∇²F D⟩ ≤ −αμ‖D‖². Fails for α ≤ 1/L."""
+    h, L_value = mu + _x, mu + _x + _y
+    step = _smoothness_and_step(claim).subs(L_smooth, L_value)
+    return nonnegative_by_coefficients(2 * step * (1 - step * L_value) * h - step * mu, (mu, _x, _y, _v))
+
+
+def _jacobian_drift_lemma(claim):
+    """[IFT + (A3)]: with G(x) = h(x)J + c(x) (a coordinate of ∇²F(x)J* + ∇²ₓθF(x)) and h*J + c* = 0,
+    G(x) = (h(x) − h*)J + (c(x) − c*) (identity), |h(x) − h*| = t₁L_H|e|, |c(x) − c*| = t₂L_C|e|, t ∈ [0, 1]
+    (t = 1/(1 + r)), so |G| ≤ (L_H t₁J + L_C t₂)|e| ≤ M|e|: M − L_H t₁J − L_C t₂ ≥ 0 by non-negative
+    coefficients. The same bound holds per sample for E − E(x*). Fails for M = 0."""
+    h_x, h_star, c_x = sp.symbols("h_x h_star c_x", real=True)
+    c_star = -h_star * J_star
+    identity = is_zero(h_x * J_star + c_x - ((h_x - h_star) * J_star + (c_x - c_star)))
+    bound = claim["M"] - L_H * J_star / (1 + _r1) - L_C / (1 + _r2)
+    return identity and nonnegative_by_coefficients(bound, (L_H, L_C, J_star, _r1, _r2))
+
+
+def _cauchy_schwarz(claim):
+    """[Cauchy–Schwarz], Lagrange's identity in two coordinates: ‖d‖²‖g‖² − ⟨d, g⟩² = (d₁g₂ − d₂g₁)² ≥ 0."""
+    d1, d2, g1, g2 = sp.symbols("d1 d2 g1 g2", real=True)
+    return is_zero((d1**2 + d2**2) * (g1**2 + g2**2) - (d1 * g1 + d2 * g2) ** 2 - (d1 * g2 - d2 * g1) ** 2)
+
+
+def _jacobian_slacks(claim):
+    return {
+        "split": 2 * _HD2 + 2 * _EE - _T,                                        # (p + q)² ≤ 2p² + 2q²
+        "spectral": L_smooth * _Q - _HD2,                                        # ‖HD‖² ≤ L⟨D, HD⟩, averaged
+        "curvature": _Q - mu * _D2,                                              # ∇²F ⪰ μ
+        "cross": claim["M"] * _De + _R,                                          # −⟨D, G⟩ ≤ ‖D‖ M‖e‖
+        "noise": 2 * claim["jacobian_variance"] + 2 * claim["M"] ** 2 * _e2 - _EE,  # split of E around E(x*)
+        "norm": _D2,
+    }
+
+
+def _jacobian_multipliers(step):
+    return {"split": step**2, "spectral": 2 * step**2, "curvature": 2 * step * (1 - step * L_smooth),
+            "cross": 2 * step, "noise": 2 * step**2, "norm": step * mu * (1 - 2 * step * L_smooth)}
+
+
+def _jacobian_chain(claim):
+    """E_k‖D − α(HD + E)‖² = D2 − 2αQ − 2αR + α²T; the claimed right side
+    contraction·D2 + cross·De + coupling·e2 + noise minus it equals Σ multiplier·slack exactly."""
+    expansion = _D2 - 2 * alpha * _Q - 2 * alpha * _R + alpha**2 * _T
+    right = claim["contraction"] * _D2 + claim["cross"] * _De + claim["coupling"] * _e2 + claim["noise"]
+    slacks, multipliers = _jacobian_slacks(claim), _jacobian_multipliers(alpha)
+    return is_zero(right - expansion - sum(multipliers[name] * slacks[name] for name in slacks))
+
+
+def _jacobian_multipliers_nonnegative(claim):
+    """Every multiplier of `_jacobian_chain` is ≥ 0 for α ≤ step_bound (1 − αL ≥ 0 and 1 − 2αL ≥ 0)."""
+    step = _smoothness_and_step(claim)
+    return all(nonnegative_by_coefficients(multiplier.subs(alpha, step), (L_smooth, _v, mu))
+               for multiplier in _jacobian_multipliers(step).values())
+
+
+def one_step_jacobian(**changes):
+    """The claim of `sgd_one_step_jacobian`, with some entries changed (a mutant)."""
+    return {"contraction": 1 - alpha * mu, "cross": 2 * alpha * M_CONSTANT, "coupling": 4 * alpha**2 * M_CONSTANT**2,
+            "noise": 4 * alpha**2 * sigma2_jac / b, "M": M_CONSTANT, "jacobian_variance": sigma2_jac / b,
+            "step_bound": 1 / (2 * L_smooth), "sample_low": sp.Integer(0), **changes}
+
+
+SGD_ONE_STEP_JACOBIAN = Certificate(
+    name="sgd_one_step_jacobian",
+    statement="(V): per-sample 0 <= h <= L, mean mu <= h, alpha <= 1/(2L), M = L_H ||J*|| + L_C: E_k||J_{k+1} - J*||^2 "
+              "<= (1 - alpha mu)||D||^2 + 2 alpha M ||D|| ||x_k - x*|| + 4 alpha^2 (M^2 ||x_k - x*||^2 + sigma2_jac/b)",
+    claim=one_step_jacobian(),
+    steps=(_split, _spectral_instance, _curvature_under_step, _jacobian_drift_lemma, _cauchy_schwarz,
+           _variance_of_a_mean("jacobian_variance", sigma2_jac), _jacobian_chain, _jacobian_multipliers_nonnegative),
+    mutants=(
+        ("step condition relaxed to alpha <= 1/L", one_step_jacobian(step_bound=1 / L_smooth)),
+        ("per-sample convexity dropped (h in [-L, L])", one_step_jacobian(sample_low=-L_smooth)),
+        ("M set to 0", one_step_jacobian(M=sp.Integer(0), cross=sp.Integer(0), coupling=sp.Integer(0))),
+        ("Jacobian noise sigma2_jac/b^2", one_step_jacobian(jacobian_variance=sigma2_jac / b**2,
+                                                            noise=4 * alpha**2 * sigma2_jac / b**2)),
+        ("contraction 1 - 2 alpha mu", one_step_jacobian(contraction=1 - 2 * alpha * mu)),
+    ),
+)
+
+
 CERTIFICATES = (
+    SGD_ONE_STEP_ITERATES,
+    SGD_ONE_STEP_JACOBIAN,
     CONSTANT_STEP_ITERATES,
     YOUNG_SPLIT,
     CONSTANT_STEP_JACOBIAN,

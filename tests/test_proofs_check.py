@@ -188,3 +188,94 @@ def test_log_bound_is_built_from_the_claimed_beta_and_gamma():
     tight = sgd.bound_expression(certificate, sgd.log_claim(beta=sgd.a * sgd.M * sp.sqrt(sgd.C_u)))
     values = _log_symbols(a=1.0, M=1.0, C_u=1.0, k0=2.0, sigma2_jac=0.5, b=1.0, v0=1.0, k=100)
     assert float(tight.subs(values)) < float(sgd.bound_expression(certificate).subs(values))
+
+
+# --- sgd_one_step_iterates (U) and sgd_one_step_jacobian (V): each mutant fails the step that uses its hypothesis ---
+
+_ONE_STEP_REJECTED_BY = {
+    "sgd_one_step_iterates": {
+        "step condition relaxed to alpha <= 1/L": ["_iterate_multipliers_nonnegative"],
+        "per-sample convexity dropped (h in [-L, L])": ["_co_coercivity_instance"],
+        "noise sigma2/b^2": ["_variance_of_a_mean"],
+        "contraction 1 - 2 alpha mu": ["_iterate_chain"],
+    },
+    "sgd_one_step_jacobian": {
+        "step condition relaxed to alpha <= 1/L": ["_curvature_under_step", "_jacobian_multipliers_nonnegative"],
+        "per-sample convexity dropped (h in [-L, L])": ["_spectral_instance"],
+        "M set to 0": ["_jacobian_drift_lemma"],
+        "Jacobian noise sigma2_jac/b^2": ["_variance_of_a_mean"],
+        "contraction 1 - 2 alpha mu": ["_jacobian_chain"],
+    },
+}
+
+
+def _one_step_certificates():
+    from proofs_check import sgd
+
+    return {c.name: c for c in (sgd.SGD_ONE_STEP_ITERATES, sgd.SGD_ONE_STEP_JACOBIAN)}
+
+
+@pytest.mark.parametrize("name", list(_ONE_STEP_REJECTED_BY))
+def test_one_step_certificates_reject_each_mutant_at_the_expected_step(name):
+    certificate = _one_step_certificates()[name]
+    assert certificate in proofs_check.CERTIFICATES
+    assert all(step(certificate.claim) for step in certificate.steps)
+    expected = _ONE_STEP_REJECTED_BY[name]
+    assert {description for description, _ in certificate.mutants} == set(expected)
+    for description, mutant in certificate.mutants:
+        failing = [step.__name__ for step in certificate.steps if not step(mutant)]
+        assert failing == expected[description], description
+
+
+def test_one_step_scalar_facts_hold_at_random_admissible_values():
+    """Each scalar fact the one-step certificates check, evaluated at random admissible values."""
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        L = rng.uniform(0.1, 10.0)
+        mu = rng.uniform(0.0, 1.0) * L
+        h_sample, h_mean = rng.uniform(0.0, L), rng.uniform(mu, L)
+        alpha = rng.uniform(0.0, 1.0) / (2 * L)
+        err, p, q = rng.normal(size=3)
+        assert h_sample**2 * err**2 <= L * h_sample * err**2 + 1e-12           # co-coercivity / spectral
+        assert h_mean * err**2 >= h_mean * err**2 / 2 + mu * err**2 / 2 - 1e-12  # strong convexity instance
+        assert (p + q) ** 2 <= 2 * p**2 + 2 * q**2 + 1e-12                       # split
+        assert 2 * alpha * (1 - alpha * L) * h_mean >= alpha * mu - 1e-12        # curvature under the step
+        assert 1 - 2 * alpha * L >= 0                                             # middle term dropped
+        L_H, L_C, J, t1, t2 = rng.uniform(0.0, 3.0, size=5)
+        t1, t2 = t1 / 3, t2 / 3
+        assert L_H * t1 * J + L_C * t2 <= L_H * J + L_C + 1e-12                 # ‖G‖ ≤ M‖e‖
+        d, g = rng.normal(size=(2, 4))
+        assert abs(d @ g) <= np.linalg.norm(d) * np.linalg.norm(g) + 1e-12      # Cauchy–Schwarz
+    # the variance of a mean of b i.i.d. mean-zero terms, exactly over a finite distribution (with replacement)
+    values = np.array([-2.0, 0.5, 1.5])
+    sigma2 = np.mean(values**2)
+    for size in (1, 2, 3):
+        draws = np.array(np.meshgrid(*[values] * size)).reshape(size, -1)
+        assert np.mean(draws.mean(axis=0) ** 2) == pytest.approx(sigma2 / size, rel=1e-12)
+
+
+def test_one_step_chains_numerically():
+    """The chains' identities at random values: claimed right side − expansion = Σ multiplier·slack, every
+    multiplier ≥ 0 for α ≤ 1/(2L); and at α = 1/L (the relaxed condition) a multiplier is negative."""
+    from proofs_check import sgd
+
+    rng = np.random.default_rng(1)
+    cases = [(sgd.SGD_ONE_STEP_ITERATES, sgd._iterate_slacks, sgd._iterate_multipliers,
+              sgd._E2 - 2 * sgd.alpha * sgd._P + sgd.alpha**2 * sgd._S,
+              lambda c: c["contraction"] * sgd._E2 + c["noise"]),
+             (sgd.SGD_ONE_STEP_JACOBIAN, sgd._jacobian_slacks, sgd._jacobian_multipliers,
+              sgd._D2 - 2 * sgd.alpha * sgd._Q - 2 * sgd.alpha * sgd._R + sgd.alpha**2 * sgd._T,
+              lambda c: c["contraction"] * sgd._D2 + c["cross"] * sgd._De + c["coupling"] * sgd._e2 + c["noise"])]
+    for certificate, slacks, multipliers, expansion, right in cases:
+        claim = certificate.claim
+        residual = right(claim) - expansion - sum(
+            multipliers(sgd.alpha)[n] * s for n, s in slacks(claim).items())
+        symbols = sorted(residual.free_symbols | expansion.free_symbols | right(claim).free_symbols, key=str)
+        for _ in range(20):
+            point = dict(zip(symbols, rng.uniform(0.1, 2.0, size=len(symbols))))
+            assert abs(float(residual.subs(point))) < 1e-9
+            L = point.get(sgd.L_smooth, 1.3)
+            for factor, sign in ((rng.uniform(2.0, 5.0), 1), (1.0, -1)):
+                values = [float(m.subs({sgd.alpha: 1 / (factor * L), sgd.L_smooth: L, sgd.mu: 0.5 * L}))
+                          for m in multipliers(sgd.alpha).values()]
+                assert (min(values) >= 0) if sign > 0 else (min(values) < 0)
