@@ -378,18 +378,15 @@ def exact_truth(regime: Regime, settings: Settings) -> Truth | str:
     noisy = float(run.constants.sigma2) > 0.0 or float(run.constants.sigma2_jac) > 0.0
     limit = None
     if noisy and isinstance(run.schedule, Constant):
-        limit = rate_exact.first_order_plateau(run.problem, run.theta, step_size=float(run.schedule.alpha))
+        limit = dynamics.first_order_plateau(float(run.schedule.alpha))
     elif noisy:
-        limit = rate_exact.decreasing_limit(run.problem, run.theta, a=float(run.schedule.a))
+        limit = dynamics.decreasing_limit(float(run.schedule.a))
     return Truth(runs[1.0], terms, noiseless, limit)
 
 
 def _stack(seeds: SeedStatistics, jacobian=None) -> np.ndarray:
     """The per-seed statistics of `STATISTICS`, `(S, 3, C)`, the derivative error replaced by `jacobian`."""
-    values = [seeds.statistic(name) for name in STATISTICS]
-    if jacobian is not None:
-        values[STATISTICS.index("jacobian_error")] = jacobian
-    return np.stack(values, axis=1)
+    return _with_jacobian([seeds.statistic(name) for name in STATISTICS], jacobian, axis=1)
 
 
 def _agreement(per_seed: np.ndarray, exact: np.ndarray, floors: dict) -> rate_verdict.Agreement:
@@ -399,10 +396,14 @@ def _agreement(per_seed: np.ndarray, exact: np.ndarray, floors: dict) -> rate_ve
 
 
 def _exact_stack(exact: Curves, jacobian=None) -> np.ndarray:
-    values = [getattr(exact, name) for name in STATISTICS]
+    """The exact curves of `STATISTICS`, `(3, C)`, the derivative error replaced by `jacobian`."""
+    return _with_jacobian([getattr(exact, name) for name in STATISTICS], jacobian, axis=0)
+
+
+def _with_jacobian(values: list, jacobian, axis: int) -> np.ndarray:
     if jacobian is not None:
         values[STATISTICS.index("jacobian_error")] = jacobian
-    return np.stack(values)
+    return np.stack(values, axis=axis)
 
 
 def exact_check(seeds: SeedStatistics, exact: Curves, floors: dict) -> dict:

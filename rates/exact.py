@@ -140,6 +140,19 @@ class AffineDynamics:
                        jacobian_hessian=j * self.jacobian_hessian)
         return dataclasses.replace(self, **changes)
 
+    def first_order_plateau(self, step_size: Real[ArrayLike, ""], batch_size: int = 1) -> Limit:
+        """`rates.exact.first_order_plateau` for these coefficients."""
+        return _stationary(self, scale=1.0, shift=0.0, noise=float(step_size) / _batch(batch_size), drive=1.0)
+
+    def decreasing_limit(self, a: Real[ArrayLike, ""], batch_size: int = 1) -> Limit:
+        """`rates.exact.decreasing_limit` for these coefficients."""
+        a = float(a)
+        mu = float(jnp.linalg.eigvalsh(self.hessian)[0])
+        if not 2.0 * a * mu > 1.0:
+            raise ValueError(f"lim k·E‖e_k‖² is finite only for 2aμ > 1; got a = {a:.6g}, μ = {mu:.6g}, "
+                             f"2aμ = {2 * a * mu:.6g}")
+        return _stationary(self, scale=a, shift=1.0, noise=a**2 / _batch(batch_size), drive=a)
+
     @property
     def _n(self) -> int:
         return int(self.gradient_noise.shape[0])
@@ -412,9 +425,7 @@ def first_order_plateau(problem: Problem, theta: Real[ArrayLike, ...] | None = N
 
     **Returns:** a `Limit` holding `α·tr P₁`, `α·tr Q₁` and `½α·tr(H̄P₁)`.
     """
-    alpha = float(step_size)
-    return _stationary(affine_dynamics(problem, theta), scale=1.0, shift=0.0, noise=alpha / _batch(batch_size),
-                       drive=1.0)
+    return affine_dynamics(problem, theta).first_order_plateau(step_size, batch_size)
 
 
 def decreasing_limit(problem: Problem, theta: Real[ArrayLike, ...] | None = None, *, a: Real[ArrayLike, ""],
@@ -436,13 +447,7 @@ def decreasing_limit(problem: Problem, theta: Real[ArrayLike, ...] | None = None
 
     **Raises:** `ValueError` unless `2aμ > 1` (below it the rate is slower than 1/k).
     """
-    dynamics = affine_dynamics(problem, theta)
-    mu = float(jnp.linalg.eigvalsh(dynamics.hessian)[0])
-    if not 2.0 * float(a) * mu > 1.0:
-        raise ValueError(f"lim k·E‖e_k‖² is finite only for 2aμ > 1; got a = {float(a):.6g}, μ = {mu:.6g}, "
-                         f"2aμ = {2 * a * mu:.6g}")
-    return _stationary(dynamics, scale=float(a), shift=1.0, noise=float(a) ** 2 / _batch(batch_size),
-                       drive=float(a))
+    return affine_dynamics(problem, theta).decreasing_limit(a, batch_size)
 
 
 def _batch(batch_size: int) -> int:

@@ -653,3 +653,11 @@ def test_bad_arguments_raise_value_error_like_error_curves(options, match):
     with pytest.raises(ValueError, match=match) as monte_carlo_error:
         rates.error_curves(problem, num_seeds=2, **arguments)
     assert str(exact_error.value) == str(monte_carlo_error.value)
+
+
+def test_the_one_over_k_limit_is_refused_below_the_critical_point():
+    problem = problems.ridge(20, 2, seed=0)
+    mu = float(problem.constants().mu)
+    with pytest.raises(ValueError, match="2aμ > 1"):
+        rates.exact.decreasing_limit(problem, a=0.4 / mu)
+    assert rates.exact.decreasing_limit(problem, a=0.6 / mu).iterate > 0
