@@ -52,9 +52,10 @@ from derivatives.sgd import iterate_segments
 from problems.programs import Program
 from problems.validation import KeyLike, as_key, check_count, require_x64
 from rates.bounds import DSGD_SCHEDULE
-from rates.fit import RateFit, fit_power_law
+from rates.fit import OffsetPowerFit, RateFit, fit_power_law
 
 OPTIMIZERS = ("adam", "sgd")
+ETA_VERDICTS = ("consistent", "inconclusive", "violated")
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPSILON = 1e-8
 PAPER_STEP_SIZE = 0.0015
@@ -288,3 +289,24 @@ def fitted_variance_slope(etas: Float[ArrayLike, " n"], variances: Float[ArrayLi
     """
     return fit_power_law(etas, variances, standard_errors, start=float(np.min(etas)), correlated=False)
 
+
+
+def eta_verdict(fit: OffsetPowerFit, depth: int, allowance: float = 0.0) -> str:
+    """Judge a fit of `Var(η) = A + B·η^(−s)` (`rates.fit.fit_offset_power`) against the
+    bound `Var = O(η^(−ℓ))` at nesting depth `depth` = ℓ:
+
+    - `"inconclusive"` when the interval for s contains 0: the measurements do not resolve
+      any η-dependence, so they can neither confirm nor refute the bound;
+    - `"violated"` when the whole interval lies above `ℓ + allowance`: the variance grows
+      significantly faster than the bound allows (`allowance` ≥ 0 covers a known finite-η
+      steepening, `experiments.dsgd.finite_eta_allowance`);
+    - `"consistent"` otherwise: an η-dependence is resolved and its exponent is not
+      significantly above ℓ. The bound is an upper bound, so exponents below ℓ are
+      consistent with it; whether ℓ itself is attained is `lo ≤ ℓ ≤ hi`.
+    """
+    if depth < 0 or allowance < 0:
+        raise ValueError(f"depth and allowance must be non-negative, got {depth} and {allowance}")
+    lo = fit.exponent[0]
+    if not fit.constant_rejected:
+        return "inconclusive"
+    return "violated" if lo > depth + allowance else "consistent"

@@ -214,6 +214,98 @@ def fit_power_log(steps, values, standard_errors=None, *, start=None, confidence
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class OffsetPowerFit:
+    """`value ≈ offset + scale·(x/reference)^(−exponent)`, fitted over `num_points` values of x.
+
+    `exponent` is `(lo, estimate, hi)` inside its `confidence` interval, or `lo = 0` when a
+    constant (the model with exponent 0) is not rejected: then the data do not resolve any
+    dependence on x. `upper_open` says the interval reached the largest exponent searched.
+    `reference` is the largest x, so `offset + scale` is the fitted value there.
+    """
+
+    exponent: tuple[float, float, float]
+    offset: float
+    scale: float
+    reference: float
+    num_points: int
+    confidence: float
+    reduced_chi2: float
+    constant_rejected: bool
+    upper_open: bool
+
+    def predict(self, x):
+        """The fitted `offset + scale·(x/reference)^(−exponent)` at `x`."""
+        return self.offset + self.power_part(x)
+
+    def power_part(self, x):
+        """The fitted x-dependent part `scale·(x/reference)^(−exponent)` at `x`."""
+        return self.scale * (np.asarray(x, dtype=np.float64) / self.reference) ** (-self.exponent[1])
+
+    def as_dict(self) -> dict:
+        """The fit as plain JSON-ready values."""
+        return {**dataclasses.asdict(self), "exponent": list(self.exponent)}
+
+
+def fit_offset_power(x, values, standard_errors, *, confidence=0.95, max_exponent=8.0,
+                     resolution=1e-3) -> OffsetPowerFit:
+    """Fit `value = A + B·(x/x_max)^(−s)`, `B ≥ 0`, by weighted least squares, with a
+    profile-likelihood interval for `s`.
+
+    The model of a variance that is the sum of a part independent of x and a part growing
+    like `x^(−s)` as x → 0 (the smoothed estimator's variance against η): a log–log
+    slope would mix the two, and a constant would pass any one-sided test on it.
+
+    - For each s on a grid of step `resolution` in `(0, max_exponent]`, A and B solve the
+      weighted linear least squares with weights `1/se²` (B clipped at 0, where the fit is
+      the weighted mean), giving the profile `χ²(s)`; `s = 0` is the constant model.
+    - The interval is the hull of `{s : χ²(s) ≤ χ²_min + q·f}`, `q` the `confidence`
+      quantile of χ²₁ (Wilks' theorem for one parameter), `f = max(1, χ²_min/(n − 3))`
+      widening it when the scatter exceeds the standard errors (a misfitting model, or
+      standard errors that are themselves noisy).
+    - `lo = 0` exactly when the constant model is inside: x-dependence not resolved.
+
+    **Arguments:** `x` (> 0, at least 4 distinct values), `values` and their
+    `standard_errors` (> 0), independent between points; `confidence` in (0, 1).
+
+    **Returns:** an `OffsetPowerFit`.
+    """
+    x = _vector(x, "x")
+    values = _vector_like(values, "values", x, "x")
+    standard_errors = _vector_like(standard_errors, "standard_errors", x, "x")
+    confidence = _confidence(confidence)
+    if np.any(x <= 0) or np.any(standard_errors <= 0):
+        raise ValueError("x and standard_errors must be positive")
+    if np.unique(x).size < 4:
+        raise ValueError(f"fitting A + B·x^(−s) needs at least 4 distinct x, got {np.unique(x).size}")
+    reference = float(np.max(x))
+    weights = standard_errors**-2.0
+    exponents = np.arange(1, round(max_exponent / resolution) + 1) * resolution
+    powers = np.exp(np.outer(exponents, np.log(reference / x)))     # (grid, n), ≥ 1
+
+    def centred(columns):
+        return columns - (columns @ weights / weights.sum())[..., None]
+
+    y, e = centred(values), centred(powers)
+    syy = float(weights @ y**2)
+    sxy, sxx = e @ (weights * y), (e**2) @ weights
+    chi2 = syy - np.maximum(sxy, 0.0) ** 2 / sxx
+    best = int(np.argmin(chi2))
+    dof = x.size - 3
+    reduced = float(chi2[best] / dof) if dof > 0 else float("nan")
+    threshold = chi2[best] + stats.chi2.ppf(confidence, 1) * (max(1.0, reduced) if dof > 0 else 1.0)
+    inside = np.flatnonzero(chi2 <= threshold)
+    constant_rejected = bool(syy > threshold)
+    scale = max(float(sxy[best] / sxx[best]), 0.0)
+    offset = float(values @ weights / weights.sum() - scale * powers[best] @ weights / weights.sum())
+    return OffsetPowerFit(
+        exponent=(0.0 if not constant_rejected else float(exponents[inside[0]]), float(exponents[best]),
+                  float(exponents[inside[-1]])),
+        offset=offset, scale=scale, reference=reference, num_points=int(x.size), confidence=confidence,
+        reduced_chi2=reduced, constant_rejected=constant_rejected, upper_open=bool(inside[-1] == exponents.size - 1),
+    )
+
+
 def consistent_with_slope(fit: RateFit, claimed: float) -> bool:
     """Whether the `claimed` slope lies inside the fit's interval."""
     lo, _, hi = fit.slope

@@ -3,6 +3,17 @@
 the benchmark models."""
 
 from problems.programs import expressions
+from problems.programs.chains import (
+    CHAIN_KINDS,
+    ChainMoments,
+    chain_exponent,
+    chain_limit_constant,
+    chain_variance,
+    chain_variances,
+    guard_chain,
+    noise_overlap,
+    smoothed_chain,
+)
 from problems.programs.cheating import cheating
 from problems.programs.expressions import ProgramError
 from problems.programs.influenza import influenza
@@ -14,7 +25,8 @@ from problems.programs.walk import walk
 from problems.programs.xornet import xornet
 
 __all__ = [
-    "MeanField", "Program", "ProgramError", "cheating", "expressions", "influenza", "mixture1d",
-    "mixture1d_elbo", "mixture1d_elbo_gradient", "softplus_inverse", "temperature", "textmsg", "walk",
-    "xornet",
+    "CHAIN_KINDS", "ChainMoments", "MeanField", "Program", "ProgramError", "chain_exponent", "chain_limit_constant",
+    "chain_variance", "chain_variances", "cheating", "expressions", "guard_chain", "influenza", "mixture1d",
+    "mixture1d_elbo", "mixture1d_elbo_gradient", "noise_overlap", "smoothed_chain", "softplus_inverse",
+    "temperature", "textmsg", "walk", "xornet",
 ]
