@@ -32,24 +32,14 @@ import pytest
 from scipy import integrate
 
 import derivatives
-from problems.programs import (
-    CHAIN_KINDS,
-    ChainMoments,
-    chain_exponent,
-    chain_limit_constant,
-    chain_variance,
-    chain_variances,
-    guard_chain,
-    noise_overlap,
-    smoothed_chain,
-)
+from problems.programs import chains
 
 Z = 4.5                    # false failure 6.8e-6 per comparison
 NUM_SAMPLES = 200_000
 WEIGHT, THETA = 2.0, 0.3   # v_ℓ' carries most of the variance; θ ≠ 0 breaks the symmetry of the aligned chain
 MONTE_CARLO_ETAS = {"aligned": (0.1, 0.05), "separated": (0.1, 0.05), "independent": (0.2, 0.1)}
 DEPTHS = (1, 2, 3)
-CASES = list(itertools.product(CHAIN_KINDS, DEPTHS))
+CASES = list(itertools.product(chains.CHAIN_KINDS, DEPTHS))
 
 
 def _ids(cases):
@@ -60,43 +50,44 @@ def _ids(cases):
 
 @pytest.mark.parametrize(("kind", "depth"), CASES, ids=_ids(CASES))
 def test_programs_have_the_nesting_depth_of_their_chain(kind, depth):
-    program = guard_chain(depth, kind, weight=WEIGHT, theta0=THETA)
+    program = chains.guard_chain(depth, kind, weight=WEIGHT, theta0=THETA)
     assert program.nesting_depth == depth
     assert program.num_ifs == depth
     assert program.name == f"chain{depth}_{kind}"
     assert program.num_params == 1 and program.theta0.tolist() == [THETA]
     assert program.dim == (depth if kind == "independent" else 1)
     assert program.family.variational.tolist() == [0]   # z₂ … z_ℓ are auxiliary
-    assert chain_exponent(depth, kind) == (1 if kind == "separated" else depth)
+    assert chains.chain_exponent(depth, kind) == (1 if kind == "separated" else depth)
 
 
 def test_arguments_are_checked():
     for depth in (0, -1, 1.5, True, "2"):
         with pytest.raises(ValueError, match="depth"):
-            guard_chain(depth)
+            chains.guard_chain(depth)
         with pytest.raises(ValueError, match="depth"):
-            chain_variance(depth, 0.1)
-    for call in (guard_chain, chain_exponent, chain_limit_constant, lambda d, k: chain_variance(d, 0.1, k)):
+            chains.chain_variance(depth, 0.1)
+    for call in (chains.guard_chain, chains.chain_exponent, chains.chain_limit_constant,
+                 lambda d, k: chains.chain_variance(d, 0.1, k)):
         with pytest.raises(ValueError, match="kind"):
             call(2, "nested")
     for bad in (math.inf, math.nan):
         with pytest.raises(ValueError, match="weight"):
-            guard_chain(2, weight=bad)
+            chains.guard_chain(2, weight=bad)
         with pytest.raises(ValueError, match="theta0"):
-            guard_chain(2, theta0=bad)
+            chains.guard_chain(2, theta0=bad)
         with pytest.raises(ValueError, match="theta"):
-            chain_variance(2, 0.1, theta=bad)
+            chains.chain_variance(2, 0.1, theta=bad)
     for bad in (0.0, -1.0, math.inf):
         with pytest.raises(ValueError, match="noise_scale"):
-            guard_chain(2, "independent", noise_scale=bad)
+            chains.guard_chain(2, "independent", noise_scale=bad)
         with pytest.raises(ValueError, match="eta"):
-            chain_variance(2, bad)
+            chains.chain_variance(2, bad)
     with pytest.raises(ValueError, match="etas"):
-        chain_variances(2, [[0.1, 0.2]])
+        chains.chain_variances(2, [[0.1, 0.2]])
     with pytest.raises(ValueError, match="z must have shape"):
-        smoothed_chain(3, np.zeros((4, 1)), 0.1, "independent")
+        chains.smoothed_chain(3, np.zeros((4, 1)), 0.1, "independent")
     with pytest.raises(ValueError, match="noise_scale"):
-        chain_variance(2, 1.0, "independent", noise_scale=1e-5)
+        chains.chain_variance(2, 1.0, "independent", noise_scale=1e-5)
 
 
 POINTS = (-0.4, -0.01, 0.03, 0.6, 0.98, 1.04, 2.02)   # near the spikes at 0, 1, 2 of the separated chains
@@ -107,13 +98,13 @@ def test_smoothed_log_p_matches_the_closed_form_chain(kind, depth):
     """`program.log_p(z, η)` and its z₁-derivative (JAX) equal `log N(z₁; 0, 1) + w v_ℓ`
     and `−z₁ + w ∂v_ℓ/∂z₁` of the NumPy chain to 1e-12 relative (the derivative relative to
     `|z₁| + |w ∂v_ℓ/∂z₁|`)."""
-    program = guard_chain(depth, kind, weight=WEIGHT)
+    program = chains.guard_chain(depth, kind, weight=WEIGHT)
     auxiliary = np.random.default_rng(depth).normal(size=(len(POINTS), depth - 1))
     z = np.column_stack([POINTS, auxiliary]) if kind == "independent" else np.array(POINTS)[:, None]
     log_p = jax.jit(jax.vmap(program.log_p, (0, None)))
     gradient = jax.jit(jax.vmap(jax.grad(program.log_p), (0, None)))
     for eta in (0.1, 0.05):
-        value, derivative = smoothed_chain(depth, z, eta, kind)
+        value, derivative = chains.smoothed_chain(depth, z, eta, kind)
         prior = -0.5 * z[:, 0] ** 2 - 0.5 * math.log(2 * math.pi)
         np.testing.assert_allclose(np.asarray(log_p(jnp.asarray(z), eta)), prior + WEIGHT * value, rtol=1e-12)
         # relative to the size of the terms: the gradient −z₁ + w ∂v_ℓ may cancel
@@ -124,7 +115,7 @@ def test_smoothed_log_p_matches_the_closed_form_chain(kind, depth):
 
 
 def test_depth_one_chains_coincide():
-    moments = [chain_variance(1, 0.07, kind, weight=WEIGHT, theta=THETA) for kind in CHAIN_KINDS]
+    moments = [chains.chain_variance(1, 0.07, kind, weight=WEIGHT, theta=THETA) for kind in chains.CHAIN_KINDS]
     for other in moments[1:]:
         np.testing.assert_allclose([other.mean, other.variance], [moments[0].mean, moments[0].variance], rtol=1e-13)
     assert moments[0].second_moment == pytest.approx(moments[0].variance + moments[0].mean ** 2, rel=1e-15)
@@ -143,7 +134,7 @@ def _quad_moments(depth, eta, kind, theta):
     edges = [theta - 40.0] + sorted(p for p in points if abs(p - theta) < 40.0) + [theta + 40.0]
 
     def derivative(z):
-        return float(smoothed_chain(depth, np.array([z]), eta, kind)[1])
+        return float(chains.smoothed_chain(depth, np.array([z]), eta, kind)[1])
 
     def density(z):
         return math.exp(-0.5 * (z - theta) ** 2) / math.sqrt(2 * math.pi)
@@ -191,7 +182,7 @@ QUADRATURE_CASES = [("aligned", 1, 1e-4), ("aligned", 2, 0.05), ("aligned", 3, 3
 def test_reference_agrees_with_a_second_quadrature(kind, depth, eta):
     """Mean, second moment and variance to 1e-12 relative (achieved: below 1e-13)."""
     for theta, noise_scale in ((0.0, 1.0), (0.7, 0.5)):
-        exact = chain_variance(depth, eta, kind, weight=WEIGHT, theta=theta, noise_scale=noise_scale)
+        exact = chains.chain_variance(depth, eta, kind, weight=WEIGHT, theta=theta, noise_scale=noise_scale)
         if kind == "independent":
             raw = _trapezoid_moments(depth, eta, theta, noise_scale)
         else:
@@ -202,12 +193,12 @@ def test_reference_agrees_with_a_second_quadrature(kind, depth, eta):
 
 def test_variances_over_a_grid_match_the_pointwise_ones():
     etas = np.geomspace(3e-3, 0.3, 12)
-    for kind in CHAIN_KINDS:
-        grid = chain_variances(3, etas, kind, weight=WEIGHT, theta=THETA)
+    for kind in chains.CHAIN_KINDS:
+        grid = chains.chain_variances(3, etas, kind, weight=WEIGHT, theta=THETA)
         assert grid.shape == (12,)
-        pointwise = [chain_variance(3, float(eta), kind, weight=WEIGHT, theta=THETA).variance for eta in etas]
+        pointwise = [chains.chain_variance(3, float(eta), kind, weight=WEIGHT, theta=THETA).variance for eta in etas]
         np.testing.assert_array_equal(grid, pointwise)
-    assert isinstance(chain_variance(2, 0.1), ChainMoments)
+    assert isinstance(chains.chain_variance(2, 0.1), chains.ChainMoments)
 
 
 # --- Monte Carlo against the reference ------------------------------------------------------
@@ -228,11 +219,11 @@ def _gradient_samples(program, eta, seed):
 @pytest.mark.parametrize(("kind", "depth"), CASES, ids=_ids(CASES))
 def test_monte_carlo_matches_the_exact_moments(kind, depth):
     """Sample mean and variance of the smoothed estimator (n = 200 000, two η) within
-    Z = 4.5 standard errors of `chain_variance` (false failure 6.8e-6 each)."""
-    program = guard_chain(depth, kind, weight=WEIGHT)
+    Z = 4.5 standard errors of `chains.chain_variance` (false failure 6.8e-6 each)."""
+    program = chains.guard_chain(depth, kind, weight=WEIGHT)
     for seed, eta in enumerate(MONTE_CARLO_ETAS[kind]):
         samples = _gradient_samples(program, eta, 10 * depth + seed)
-        exact = chain_variance(depth, eta, kind, weight=WEIGHT, theta=THETA)
+        exact = chains.chain_variance(depth, eta, kind, weight=WEIGHT, theta=THETA)
         z_mean, z_variance = _z_scores(samples, exact.mean, exact.variance)
         assert abs(z_mean) <= Z and abs(z_variance) <= Z, (kind, depth, eta, z_mean, z_variance)
 
@@ -245,9 +236,9 @@ def test_monte_carlo_rejects_a_misstated_variance(kind, depth, eta):
     at depth 3 the independent chain's tails make the standard error 2%, too wide to
     resolve the 5% weight, so depth 2 stands for it)."""
     seed = 10 * depth + MONTE_CARLO_ETAS[kind].index(eta)
-    samples = _gradient_samples(guard_chain(depth, kind, weight=WEIGHT), eta, seed)
-    for wrong in (chain_variance(depth, eta, kind, weight=1.05 * WEIGHT, theta=THETA),
-                  chain_variance(depth, 1.1 * eta, kind, weight=WEIGHT, theta=THETA)):
+    samples = _gradient_samples(chains.guard_chain(depth, kind, weight=WEIGHT), eta, seed)
+    for wrong in (chains.chain_variance(depth, eta, kind, weight=1.05 * WEIGHT, theta=THETA),
+                  chains.chain_variance(depth, 1.1 * eta, kind, weight=WEIGHT, theta=THETA)):
         _, z_variance = _z_scores(samples, wrong.mean, wrong.variance)
         assert abs(z_variance) > Z, (kind, depth, z_variance)
 
@@ -263,19 +254,19 @@ SMALL_ETAS = {("aligned", 1): 1e-5, ("aligned", 2): 1e-3, ("aligned", 3): 3e-3,
 
 def _local_slope(depth, eta, kind, factor=1.01):
     """`d log Var / d log η` by a central difference of the exact variance."""
-    upper = chain_variance(depth, eta * factor, kind).variance
-    lower = chain_variance(depth, eta / factor, kind).variance
+    upper = chains.chain_variance(depth, eta * factor, kind).variance
+    lower = chains.chain_variance(depth, eta / factor, kind).variance
     return math.log(upper / lower) / (2 * math.log(factor))
 
 
 @pytest.mark.parametrize(("kind", "depth"), CASES, ids=_ids(CASES))
 def test_variance_approaches_the_limit_constant_and_slope(kind, depth):
-    """At the η of `SMALL_ETAS`: `η^s Var` within 2e-3 of `chain_limit_constant`, and ten
+    """At the η of `SMALL_ETAS`: `η^s Var` within 2e-3 of `chains.chain_limit_constant`, and ten
     times closer at η/10 (at least five times: the error is O(η) or O(η²)); the local
-    log–log slope within 2e-3 of `−chain_exponent`."""
-    eta, exponent = SMALL_ETAS[kind, depth], chain_exponent(depth, kind)
-    limit = chain_limit_constant(depth, kind)
-    errors = [abs(e**exponent * chain_variance(depth, e, kind).variance / limit - 1) for e in (eta, eta / 10)]
+    log–log slope within 2e-3 of `−chains.chain_exponent`."""
+    eta, exponent = SMALL_ETAS[kind, depth], chains.chain_exponent(depth, kind)
+    limit = chains.chain_limit_constant(depth, kind)
+    errors = [abs(e**exponent * chains.chain_variance(depth, e, kind).variance / limit - 1) for e in (eta, eta / 10)]
     assert errors[0] <= 2e-3, errors
     assert errors[1] <= errors[0] / 5, errors
     assert abs(_local_slope(depth, eta, kind) + exponent) <= 2e-3
@@ -289,21 +280,21 @@ def test_separated_chains_have_slope_minus_one_not_minus_depth(depth):
     eta = 1e-4
     assert abs(_local_slope(depth, eta, "separated") + 1) <= 0.01
     assert abs(_local_slope(depth, eta, "aligned") + depth) <= 0.01
-    assert eta**depth * chain_variance(depth, eta, "separated").variance < 1e-3 * chain_limit_constant(depth,
-                                                                                                         "separated")
+    separated = chains.chain_variance(depth, eta, "separated").variance
+    assert eta**depth * separated < 1e-3 * chains.chain_limit_constant(depth, "separated")
 
 
 def test_limit_constants_in_closed_form():
-    """The formulas of the module docstring at a few arguments; `noise_overlap` against
+    """The formulas of the module docstring at a few arguments; `chains.noise_overlap` against
     quadrature, and its limits ¼ (no noise: the aligned factor) and 0 (s → ∞)."""
     phi = math.exp(-0.5 * 0.3**2) / math.sqrt(2 * math.pi)
-    assert chain_limit_constant(3, "aligned", weight=2.0, theta=0.3) == pytest.approx(4 * phi / 96, rel=1e-15)
-    assert chain_limit_constant(3, "separated", theta=2.3) == pytest.approx(phi / 6, rel=1e-15)
+    assert chains.chain_limit_constant(3, "aligned", weight=2.0, theta=0.3) == pytest.approx(4 * phi / 96, rel=1e-15)
+    assert chains.chain_limit_constant(3, "separated", theta=2.3) == pytest.approx(phi / 6, rel=1e-15)
     for scale in (0.05, 0.5, 1.0, 3.0):
         overlap, _ = integrate.quad(lambda y, s=scale: (0.25 - y * y) * math.exp(-0.5 * (y / s) ** 2)
                                     / (s * math.sqrt(2 * math.pi)), -0.5, 0.5, epsabs=0, epsrel=1e-13)
-        assert noise_overlap(scale) == pytest.approx(overlap, rel=1e-12)
-        assert chain_limit_constant(3, "independent", weight=2.0, noise_scale=scale) == pytest.approx(
+        assert chains.noise_overlap(scale) == pytest.approx(overlap, rel=1e-12)
+        assert chains.chain_limit_constant(3, "independent", weight=2.0, noise_scale=scale) == pytest.approx(
             4 * math.exp(0) / math.sqrt(2 * math.pi) * overlap**2 / 6, rel=1e-12)
-    assert noise_overlap(1e-4) == pytest.approx(0.25, rel=1e-6)
-    assert noise_overlap(1e4) < 1e-4
+    assert chains.noise_overlap(1e-4) == pytest.approx(0.25, rel=1e-6)
+    assert chains.noise_overlap(1e4) < 1e-4
