@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import jax
-from jax.typing import ArrayLike
-from jaxtyping import Array, Float, Real
+from jaxtyping import Array, Float, PyTree
 
 from problems import Problem
 from problems.implicit_function import implicit_function_jacobian
+from problems.pytrees import ThetaLike, ravel_theta, unravel_jacobian
 
 
-def implicit_jacobian(problem: Problem, theta: Real[ArrayLike, ...]) -> Float[Array, "d p"]:
+def implicit_jacobian(problem: Problem, theta: ThetaLike) -> Float[Array, "d p"] | PyTree:
     """`∂θ x* = −(∇²ₓₓF)⁻¹ ∇²ₓθF` at `x* = problem.solution(θ)`, by
     `problems.implicit_function.implicit_function_jacobian`.
 
@@ -28,11 +28,19 @@ def implicit_jacobian(problem: Problem, theta: Real[ArrayLike, ...]) -> Float[Ar
     **Arguments:**
 
     - `problem`: a `problems.Problem`.
-    - `theta`: shape `(p,)`, checked by `problem.check_theta`.
+    - `theta`: shape `(p,)`, or a pytree of real arrays whose leaves hold p entries in all,
+      flattened in JAX's order (`problems.pytrees.ravel_theta`: leaves in `jax.tree.leaves`
+      order, a dict's keys sorted); the flat θ is checked by `problem.check_theta`.
 
-    **Returns:** shape `(d, p)`.
+    **Returns:** shape `(d, p)`. For a pytree θ, θ's structure, the leaf for a θ-leaf of
+    shape `s` of shape `(d, *s)`: what `jax.jacfwd(lambda t: x*(t))(theta)` returns
+    (`problems.pytrees.unravel_jacobian`); in an eager call, the numbers of the flattened θ
+    bit for bit.
+
+    Works under `jit` and `vmap` over θ, for a pytree θ too.
     """
-    return _implicit_jacobian(problem, problem.check_theta(theta))
+    theta, unravel = ravel_theta(theta, problem.param_dim)
+    return unravel_jacobian(_implicit_jacobian(problem, problem.check_theta(theta)), unravel)
 
 
 @jax.jit
