@@ -6,7 +6,7 @@ Everything computes in float64 (rates are checked far below float32's resolution
 the package changes no global state, so enable it first: `jax.config.update("jax_enable_x64", True)`.
 """
 
-from problems import programs
+from problems import bilevel, programs
 from problems._base import Constants, FiniteSumProblem, Problem
 from problems.blackbox import (
     heaviside_sum,
@@ -29,6 +29,7 @@ __all__ = [
     "Constants",
     "FiniteSumProblem",
     "Problem",
+    "bilevel",
     "from_loss",
     "heaviside_sum",
     "least_squares",

@@ -55,7 +55,16 @@ def newton_minimise(
         def insufficient(t):
             return (t > _MIN_STEP) & (objective(x - t * direction) > value - 0.25 * t * decrement2)
 
-        t = lax.while_loop(insufficient, lambda t: 0.5 * t, jnp.asarray(1.0, x.dtype))
+        def halve(search):
+            t = 0.5 * search[0]
+            return t, insufficient(t)
+
+        # The test is computed once per step length and carried: evaluated separately in the
+        # loop's condition and in its body, as a batched (vmapped) loop does, two compiled
+        # copies of it can disagree when the decrease sits at rounding level, and the loop
+        # then never ends.
+        one = jnp.asarray(1.0, x.dtype)
+        t, _ = lax.while_loop(lambda search: search[1], halve, (one, insufficient(one)))
         full = decrement2 <= _FULL_STEP_DECREMENT * (1.0 + jnp.abs(value))
         t = jnp.where(full, 1.0, t)
         moved = x - t * direction

@@ -102,3 +102,58 @@ def problems_and_thetas(draw, kinds=KINDS):
     problem = draw(problems(kinds))
     factors = draw(st.lists(st.sampled_from((0.5, 1.0, 2.0)), min_size=problem.param_dim, max_size=problem.param_dim))
     return problem, problem.theta0 * jnp.asarray(factors)
+
+
+# --- bilevel problems ------------------------------------------------------------------
+
+BILEVEL_KINDS = ("ridge_validation", "ridge_validation_per_feature", "hyper_cleaning_squared",
+                 "hyper_cleaning_logistic")
+# Hyper-cleaning has one θ per training sample: few samples keep finite differences cheap.
+# One shape per kind: each new shape compiles the draw, the solution, the Jacobian and the
+# references again (about a second each), and the data and θ vary anyway.
+BILEVEL_TRAIN_SIZES = (12,)
+BILEVEL_VAL_SIZES = (10,)
+BILEVEL_DIMENSIONS = (3,)
+corruptions = st.sampled_from((0.0, 0.25, 0.5))
+
+
+@st.composite
+def bilevel_problems(draw, kinds=BILEVEL_KINDS):
+    """A small bilevel problem of one of `kinds` (default: both families, both losses,
+    tied and per-feature ridge): n_train = 12, n_val = 10, d = 3."""
+    unknown = set(kinds) - set(BILEVEL_KINDS)
+    if unknown:
+        raise ValueError(f"unknown bilevel kinds {sorted(unknown)}; choose from {BILEVEL_KINDS}")
+    kind = draw(st.sampled_from(tuple(kinds)))
+    sizes = (draw(st.sampled_from(BILEVEL_TRAIN_SIZES)), draw(st.sampled_from(BILEVEL_VAL_SIZES)),
+             draw(st.sampled_from(BILEVEL_DIMENSIONS)))
+    if kind.startswith("ridge_validation"):
+        return _problems.bilevel.ridge_validation(
+            *sizes, per_feature=kind.endswith("per_feature"), regularisation=draw(regularisations),
+            conditioning=draw(conditionings), seed=draw(seeds),
+        )
+    return _problems.bilevel.hyper_cleaning(
+        *sizes, corruption=draw(corruptions), loss=kind.removeprefix("hyper_cleaning_"),
+        regularisation=draw(regularisations), seed=draw(seeds),
+    )
+
+
+def bilevel_thetas(bilevel):
+    """θ near `bilevel.theta0`, entrywise: a positive entry (a ridge penalty) scaled by a factor
+    in [½, 2], any other (a hyper-cleaning logit, θ₀ = 0) shifted by −1 to 1."""
+    factors, shifts = jnp.asarray((0.5, 0.75, 1.0, 1.5, 2.0)), jnp.asarray((-1.0, -0.5, 0.0, 0.5, 1.0))
+    choices = st.lists(st.integers(0, 4), min_size=bilevel.param_dim, max_size=bilevel.param_dim)
+    theta0 = bilevel.theta0
+
+    def near(k):
+        k = jnp.asarray(k)
+        return jnp.where(theta0 > 0, theta0 * factors[k], theta0 + shifts[k])
+
+    return choices.map(near)
+
+
+@st.composite
+def bilevel_problems_and_thetas(draw, kinds=BILEVEL_KINDS):
+    """A bilevel problem (`bilevel_problems`) and a θ near its `theta0` (`bilevel_thetas`)."""
+    bilevel = draw(bilevel_problems(kinds))
+    return bilevel, draw(bilevel_thetas(bilevel))
