@@ -3,10 +3,11 @@ or by finite differences.
 
 Through SGD, the method is an object (`ForwardMode`, `ReverseMode`, `ExplicitRecursion`,
 `TangentRecursion`; `derivatives.sgd` holds the step and the loop they share) or its name
-in `MODES`, passed to `unrolled(..., mode=...)`.
+in `MODES`, passed to `unrolled(..., mode=...)`. Hypergradients of bilevel problems are
+`hypergradient(bilevel, θ, key, method=...)`, the methods in `derivatives.hypergradients`.
 """
 
-from derivatives import noises, schedules
+from derivatives import hypergradients, noises, schedules
 from derivatives.estimators import (
     BOUNDARY_VARIANTS,
     ESTIMATORS,
@@ -15,6 +16,7 @@ from derivatives.estimators import (
     gradient_samples,
 )
 from derivatives.finite_differences import central_difference_jacobian
+from derivatives.hypergradients import hypergradient
 from derivatives.implicit import implicit_jacobian
 from derivatives.noises import SYMMETRIC_NOISES
 from derivatives.sgd import (
@@ -48,6 +50,8 @@ __all__ = [
     "central_difference_jacobian",
     "estimate_gradient",
     "gradient_samples",
+    "hypergradient",
+    "hypergradients",
     "implicit_jacobian",
     "noises",
     "schedules",

@@ -5,12 +5,12 @@ with mutated claims that the same steps must reject.
 so the theory has one source of truth.
 """
 
-from proofs_check import contraction, densities, gradient_descent, sgd, smoothing
+from proofs_check import contraction, densities, gradient_descent, hypergradient, sgd, smoothing
 from proofs_check._certificate import Certificate, Verification
 
 CERTIFICATES = (
     gradient_descent.CERTIFICATES + sgd.CERTIFICATES + contraction.CERTIFICATES
-    + smoothing.CERTIFICATES + densities.CERTIFICATES
+    + smoothing.CERTIFICATES + densities.CERTIFICATES + hypergradient.CERTIFICATES
 )
 
 
@@ -20,6 +20,7 @@ def verify_all() -> list[Verification]:
 
 
 __all__ = [
-    "CERTIFICATES", "Certificate", "Verification", "contraction", "densities", "gradient_descent", "sgd",
+    "CERTIFICATES", "Certificate", "Verification", "contraction", "densities", "gradient_descent", "hypergradient",
+    "sgd",
     "smoothing", "verify_all",
 ]

@@ -103,7 +103,7 @@ class SeedStatistics:
     `jac_star_sq` is `‖J*‖²_F`; `curves()` reduces the seeds to the `Curves` of `error_curves`."""
 
     steps: Int[np.ndarray, " C"]
-    values: Float[np.ndarray, "S C 4"]
+    values: Float[np.ndarray, "S C N"]
     jac_star_sq: float
     batch_size: int | None
 
@@ -225,11 +225,11 @@ def _error_curves_arguments(caller: str, problem, theta, options: dict) -> dict:
 
 
 def _seed_statistics(problem, theta, step_size, num_steps, num_seeds, batch_size, key, num_checkpoints, x_init, mesh,
-                     seeds_per_chunk) -> SeedStatistics:
+                     seeds_per_chunk, bilevel=None, stacklevel=5) -> SeedStatistics:
     # check_run ← _plan ← here ← the public function ← its caller: the warning's stacklevel is 5.
     steps, arguments = _plan(problem, theta, step_size, num_steps, num_seeds, batch_size, key, num_checkpoints,
-                             x_init, mesh, seeds_per_chunk, stacklevel=5)
-    per_seed = np.asarray(_curves(*arguments))                           # (S, C, 4)
+                             x_init, mesh, seeds_per_chunk, stacklevel=stacklevel)
+    per_seed = np.asarray(_curves(*arguments, bilevel))                  # (S, C, 4), or 5 with a bilevel
     nonfinite = ~np.all(np.isfinite(per_seed), axis=(0, 2))
     if nonfinite.any():
         first = int(steps[np.argmax(nonfinite)])
@@ -283,22 +283,29 @@ def default_chunk(seeds_per_device: int, dim: int, param_dim: int, platform: str
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size", "num_seeds", "padded", "chunk", "mesh"))
-def _curves(problem, theta, key, schedule, x_init, segment_lengths, batch_size, num_seeds, padded, chunk, mesh):
+def _curves(problem, theta, key, schedule, x_init, segment_lengths, batch_size, num_seeds, padded, chunk, mesh,
+            bilevel=None):
     x_star = problem.solution(theta)
     jac_star = problem.solution_jacobian(theta)
     value_star = problem.objective(x_star, theta)
+    hypergradient_star = None if bilevel is None else bilevel.hypergradient(theta)
     # Padding seeds repeat real keys; their statistics are dropped before the reduction.
     keys = jax.random.split(key, num_seeds)[jnp.arange(padded) % num_seeds]
     advance = stepwise_advance(METHOD, MinibatchSGD(problem, schedule, batch_size), theta)
 
     def statistics(state, k, index):
         x, tangents = state  # tangents = Jᵀ, compared in their own (contiguous) layout
-        return jnp.stack([
+        values = [
             jnp.sum((x - x_star) ** 2),
             jnp.sum((tangents - jac_star.T) ** 2),
             problem.objective(x, theta) - value_star,
             jnp.sum((tangents - jac_star.T) * jac_star.T),
-        ])
+        ]
+        if bilevel is not None:
+            # The unrolled hypergradient ∇θG(x_k) + J_kᵀ∇ₓG(x_k) against the exact one.
+            outer_x, outer_theta = bilevel.outer_gradients(x, theta)
+            values.append(jnp.sum((outer_theta + tangents @ outer_x - hypergradient_star) ** 2))
+        return jnp.stack(values)
 
     def on_device(local_keys):
         # Each device's iterates are its own ("varying" over the mesh). Left invariant,

@@ -214,6 +214,25 @@ def fit_power_log(steps, values, standard_errors=None, *, start=None, confidence
     )
 
 
+def fit_linear_rate(steps, values, standard_errors=None, *, start=None, confidence=0.95) -> RateFit:
+    """Fit `log value = c + k·log q` over the checkpoints `k ≥ start`: a linear (geometric)
+    rate `value ∝ q^k`. The returned `RateFit`'s `slope` is `log q` per step, with its
+    interval (`math.exp` of it is the factor per step). The regression, weights and misfit
+    scaling are those of `fit_power_law`, in k instead of `log k`, without the correlation
+    allowance (a deterministic curve, or independent points). Default `start`: the
+    midpoint of the steps, past the transient."""
+    steps, values, standard_errors = _curve(steps, values, standard_errors)
+    confidence = _confidence(confidence)
+    start = 0.5 * (steps[0] + steps[-1]) if start is None else float(start)
+    window = _window(steps, start, minimum=3)
+    design = np.stack([np.ones(int(window.sum())), steps[window]], axis=1)
+    estimate, half_width, reduced_chi2 = _regress(
+        design, values[window], _select(standard_errors, window), steps[window], confidence, False)
+    return RateFit(slope=_triple(estimate[1], half_width[1]), intercept=float(estimate[0]),
+                   num_points=int(window.sum()), start=float(start), confidence=confidence,
+                   reduced_chi2=reduced_chi2)
+
+
 @dataclasses.dataclass(frozen=True)
 class OffsetPowerFit:
     """`value ≈ offset + scale·(x/reference)^(−exponent)`, fitted over `num_points` values of x.

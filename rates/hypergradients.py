@@ -1,0 +1,128 @@
+"""How fast hypergradient approximations converge to the exact hypergradient.
+
+Two kinds of curves, both against `h = bilevel.hypergradient(θ)` (exact, `problems.bilevel`):
+
+- `approximation_errors(bilevel, θ, method, iterations)`: for a deterministic method of
+  `derivatives.hypergradients` whose iteration count is a pytree leaf (`ConjugateGradient`,
+  `Neumann`, `FixedPoint`), `‖ĥ_k − h‖²` for every k of `iterations`, in one computation
+  vmapped over k.
+- `hypergradient_curves(bilevel, θ, **options)`: the unrolled hypergradient
+  `∇θG(x_k) + J_kᵀ∇ₓG(x_k)` of minibatch SGD (the engine of `rates.error_curves`, the same
+  seeds, keys and checkpoints), `E‖ĥ_k − h‖²` streamed over seeds, with the iterate and
+  Jacobian curves of the same run.
+
+`adjoint_constants` gives what the certified bounds of docs/theory.md ("Hypergradients")
+need, and `neumann_bound` and `conjugate_gradient_bound` evaluate them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import ArrayLike, Float, Int, Real
+
+from derivatives import hypergradients
+from rates.curves import Curves, _error_curves_arguments, _seed_statistics, mean_and_standard_error
+
+
+class AdjointConstants(NamedTuple):
+    """At `(x*, θ)`: `‖C‖₂` (`C = ∇²ₓθF`), `‖v*‖` and `‖v*‖_H` (`v* = H⁻¹∇ₓG`), and the
+    inner problem's `μ` and `L` (`inner.constants(θ)`)."""
+
+    cross_norm: float
+    adjoint_norm: float
+    adjoint_energy_norm: float
+    mu: float
+    L: float
+
+
+def adjoint_constants(bilevel, theta: Real[ArrayLike, " p"] | None = None) -> AdjointConstants:
+    """The constants of the bounds, from the dense Hessian and cross derivative at x*
+    (d × d and d × p: for the verification-sized problems of this toolkit)."""
+    inner = bilevel.inner
+    theta = inner.check_theta(inner.theta0 if theta is None else theta)
+    x = inner.solution(theta)
+    hessian = jax.hessian(inner.objective)(x, theta)
+    cross = jax.jacfwd(jax.grad(inner.objective), argnums=1)(x, theta)
+    outer_x, _ = bilevel.outer_gradients(x, theta)
+    adjoint = jnp.linalg.solve(hessian, outer_x)
+    constants = inner.constants(theta)
+    return AdjointConstants(float(jnp.linalg.norm(cross, 2)), float(jnp.linalg.norm(adjoint)),
+                            float(jnp.sqrt(adjoint @ hessian @ adjoint)), float(constants.mu), float(constants.L))
+
+
+def neumann_bound(constants: AdjointConstants, iterations, step_size: float | None = None) -> Float[ArrayLike, ...]:
+    """`‖C‖₂ (1 − αμ)^k ‖v*‖` for `Neumann(k, α)` and `FixedPoint(k, α)` at x*, α default
+    `1/L` (certificates `neumann_remainder`, `gd_contraction`; needs `0 < α ≤ 1/L`)."""
+    alpha = 1.0 / constants.L if step_size is None else float(step_size)
+    if not 0 < alpha <= 1.0 / constants.L * (1 + 1e-12):
+        raise ValueError(f"the Neumann bound needs 0 < α ≤ 1/L = {1 / constants.L:.6g}, got {alpha}")
+    k = np.asarray(iterations, dtype=np.float64)
+    return constants.cross_norm * (1 - alpha * constants.mu) ** k * constants.adjoint_norm
+
+
+def conjugate_gradient_bound(constants: AdjointConstants, iterations) -> Float[ArrayLike, ...]:
+    """`2‖C‖₂ ρ^k ‖v*‖_H / √μ`, `ρ = (√κ − 1)/(√κ + 1)`, κ = L/μ, for `ConjugateGradient(k)`
+    at x* (the Chebyshev bound of conjugate gradients, assumed; docs/theory.md)."""
+    root = np.sqrt(constants.L / constants.mu)
+    k = np.asarray(iterations, dtype=np.float64)
+    return 2 * constants.cross_norm * ((root - 1) / (root + 1)) ** k * constants.adjoint_energy_norm / np.sqrt(
+        constants.mu)
+
+
+def approximation_errors(bilevel, theta: Real[ArrayLike, " p"] | None, method, iterations: Int[ArrayLike, " n"],
+                         x: Float[ArrayLike, " d"] | None = None) -> np.ndarray:
+    """`‖ĥ_k − h‖²` for `method` with `num_iterations = k`, every k of `iterations` at once
+    (`jax.vmap` over the count, a pytree leaf of the method), at the inner point `x`
+    (default x*). Deterministic methods only: a stochastic one gets no key here."""
+    inner = bilevel.inner
+    theta = inner.check_theta(inner.theta0 if theta is None else theta)
+    if method.needs_key:
+        raise ValueError(f"{type(method).__name__} is stochastic: average it over keys instead")
+    counts = jnp.asarray(iterations, jnp.int64)
+    exact = bilevel.hypergradient(theta)
+    x = None if x is None else jnp.asarray(x, jnp.float64)
+
+    def error(count):
+        approximate = hypergradients.estimate(bilevel, theta, None, x, dataclasses.replace(method,
+                                                                                          num_iterations=count))
+        return jnp.sum((approximate - exact) ** 2)
+
+    return np.asarray(jax.jit(jax.vmap(error))(counts))
+
+
+@dataclasses.dataclass(frozen=True)
+class HypergradientCurves:
+    """`E‖ĥ_k − h‖²` of the unrolled hypergradient at the checkpoints `steps` (mean over
+    seeds and its standard error), with the iterate and Jacobian curves of the same run."""
+
+    steps: Int[np.ndarray, " C"]
+    hypergradient_error: Float[np.ndarray, " C"]
+    hypergradient_error_se: Float[np.ndarray, " C"]
+    curves: Curves
+
+
+def hypergradient_curves(bilevel, theta: Real[ArrayLike, " p"] | None = None, **options: Any) -> HypergradientCurves:
+    """`rates.error_curves(bilevel.inner, θ, **options)` (the same arguments, defaults,
+    seeds and checks) that also records, seed by seed, `‖∇θG(x_k) + J_kᵀ∇ₓG(x_k) − h‖²`,
+    the error of the hypergradient of `Unrolled(k, step_size, batch_size)` in forward mode."""
+    arguments = _error_curves_arguments("hypergradient_curves", bilevel.inner, theta, options)
+    statistics = _seed_statistics(**arguments, bilevel=bilevel, stacklevel=4)
+    mean, error = mean_and_standard_error(statistics.values[:, :, -1])
+    return HypergradientCurves(steps=statistics.steps, hypergradient_error=mean, hypergradient_error_se=error,
+                               curves=statistics.curves())
+
+
+__all__ = [
+    "AdjointConstants",
+    "HypergradientCurves",
+    "adjoint_constants",
+    "approximation_errors",
+    "conjugate_gradient_bound",
+    "hypergradient_curves",
+    "neumann_bound",
+]
