@@ -25,6 +25,7 @@ RIDGE = problems.ridge(20, 3, seed=0)
 MIXTURE = programs.mixture1d()
 SUM = lambda y: jnp.sum(jnp.sign(y))  # noqa: E731
 SGD = MinibatchSGD(RIDGE, rates.constant(0.01), 1)
+BILEVEL = problems.bilevel.ridge_validation(20, 10, 3, per_feature=True)
 
 ENTRY_POINTS = {
     "problems.FiniteSumProblem.sample": lambda key: RIDGE.sample(key, 3),
@@ -45,6 +46,8 @@ ENTRY_POINTS = {
     # The protocol's `solve`, as every method implements it.
     "derivatives.DerivativeMethod.solve": lambda key: derivatives.TangentRecursion().solve(
         SGD, RIDGE.theta0, jnp.zeros(RIDGE.dim), key, 5),
+    "derivatives.hypergradient": lambda key: derivatives.hypergradient(BILEVEL, BILEVEL.theta0, key,
+                                                                       method="stochastic_neumann", num_iterations=3),
     "rates.error_curves": lambda key: rates.error_curves(RIDGE, step_size=0.01, num_steps=5, num_seeds=2,
                                                          key=key, num_checkpoints=3).as_dict(),
     "rates.dsgd.train": lambda key: rates.dsgd.train(MIXTURE, "score", key=key, num_steps=4, log_every=2,
@@ -53,8 +56,9 @@ ENTRY_POINTS = {
                                                                log_every=2, num_samples=2, num_log_samples=4),
 }
 
-# `error_curves` documents `key=None` as its default key, `jax.random.key(0)`.
-ACCEPTS_NONE = {"rates.error_curves"}
+# `error_curves` documents `key=None` as its default key, `jax.random.key(0)`; `hypergradient`
+# takes None for its deterministic methods (a stochastic one then asks for a key).
+ACCEPTS_NONE = {"rates.error_curves", "derivatives.hypergradient"}
 
 NAMESPACES = {"problems": problems, "problems.programs": programs, "derivatives": derivatives, "rates": rates,
               "rates.dsgd": rates.dsgd}
