@@ -290,9 +290,7 @@ class Unrolled:
         return self.batch_size is not None
 
     def estimate(self, bilevel, theta, key, x):
-        sgd = MinibatchSGD(bilevel.inner, as_schedule(self.step_size), self.batch_size)
-        x_init = jnp.zeros(bilevel.dim) if x is None else x
-        key = jax.random.key(0) if key is None else key  # gradient descent draws nothing
+        sgd, x_init, key = _sgd_run(self, bilevel, key, x)
         if self.mode == "forward":
             x_k, jac, _ = ForwardMode().solve(sgd, theta, x_init, key, self.num_steps)
             outer_x, outer_theta = bilevel.outer_gradients(x_k, theta)
@@ -321,15 +319,20 @@ class Truncated:
         return self.batch_size is not None
 
     def estimate(self, bilevel, theta, key, x):
-        sgd = MinibatchSGD(bilevel.inner, as_schedule(self.step_size), self.batch_size)
-        x_init = jnp.zeros(bilevel.dim) if x is None else x
-        key = jax.random.key(0) if key is None else key
+        sgd, x_init, key = _sgd_run(self, bilevel, key, x)
         start = self.num_steps - self.truncation
         x_start, _ = iterate(lambda x_, k, step_key: sgd.step(theta, x_, k, step_key), x_init, key, start)
         return _through_steps(bilevel, sgd, theta, jax.lax.stop_gradient(x_start), key, start, self.truncation)
 
     def cost(self, dim, param_dim):
         return Cost(self.truncation, self.num_steps + 1, self.batch_size, "O(T·d)")
+
+
+def _sgd_run(method, bilevel, key, x):
+    """The SGD of `Unrolled` or `Truncated` on the inner problem, its start (`x`, default 0)
+    and its key (any key when gradient descent draws nothing)."""
+    sgd = MinibatchSGD(bilevel.inner, as_schedule(method.step_size), method.batch_size)
+    return sgd, jnp.zeros(bilevel.dim) if x is None else x, jax.random.key(0) if key is None else key
 
 
 def _through_steps(bilevel, sgd, theta, x_start, key, start, num_steps):

@@ -71,6 +71,8 @@ SYNTHETIC = {
     "chain1_aligned_eta_blind": (1, "aligned", "eta_blind"),
 }
 EXPECTED_VERDICT = {None: "consistent", "sharpened": "violated", "eta_blind": "inconclusive"}
+# What each mutation does to the variance's exponent s: η²/top doubles it, a fixed η removes it.
+EXPONENT_FACTOR = {None: 1, "sharpened": 2, "eta_blind": 0}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,30 +222,29 @@ def finite_eta_allowance(depth: int, eta_over_spread: float) -> float:
 
 
 def variance_against_eta(program, etas, key, num_samples: int):
-    """For each η, at θ₀: the mean per-component variance of the smoothed estimator, its
-    standard error (delta method on the per-sample contributions), and the share of the
-    squared mean in the mean square, `R = Σ_p m_p² / Σ_p E[ĝ_p²]`; one key per η,
+    """For each η, at θ₀: the mean per-component variance of the smoothed estimator and its
+    standard error (delta method on the per-sample contributions); one key per η,
     `fold_in(key, i)`."""
-    one = _variance_at(program, num_samples)
-    results = [one(jnp.float64(eta), jax.random.fold_in(key, i)) for i, eta in enumerate(etas)]
-    return tuple(np.array([float(r[i]) for r in results]) for i in range(3))
+    results = [_variance_at(program, num_samples, jnp.float64(eta), jax.random.fold_in(key, i))
+               for i, eta in enumerate(etas)]
+    return tuple(np.array([float(r[i]) for r in results]) for i in range(2))
 
 
-@functools.lru_cache(maxsize=32)
-def _variance_at(program, num_samples):
-    theta = jnp.asarray(program.theta0)
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _variance_at(program, num_samples, eta, key):
+    samples = derivatives.gradient_samples(program, jnp.asarray(program.theta0), key, "smoothed", num_samples, eta)
+    centred = samples - samples.mean(0)
+    variance = jnp.mean(centred**2, axis=0) * num_samples / (num_samples - 1)
+    contributions = jnp.mean(centred**2, axis=1)
+    return jnp.mean(variance), jnp.std(contributions, ddof=1) / jnp.sqrt(num_samples)
 
-    @jax.jit
-    def one(eta, key):
-        samples = derivatives.gradient_samples(program, theta, key, "smoothed", num_samples, eta)
-        mean = samples.mean(0)
-        centred = samples - mean
-        variance = jnp.mean(centred**2, axis=0) * num_samples / (num_samples - 1)
-        contributions = jnp.mean(centred**2, axis=1)
-        share = jnp.sum(mean**2) / jnp.sum(jnp.mean(samples**2, axis=0))
-        return jnp.mean(variance), jnp.std(contributions, ddof=1) / jnp.sqrt(num_samples), share
 
-    return one
+def ladder_top(program, eta_grid, key) -> tuple[float, float]:
+    """`(s, top)`: the narrowest guard's standard deviation under q_θ₀ (`guard_spread`) and
+    where the η ladder starts, a tenth of it (at most the largest η of `eta_grid`): the
+    `1/η` regime of a guard starts only when `η ≪ s`."""
+    spread = guard_spread(program, key)
+    return spread, min(max(eta_grid), 0.1 * spread)
 
 
 def eta_ladder(program, ladder: EtaLadder, top: float, key, *, accuracy_of=None) -> dict:
@@ -257,13 +258,13 @@ def eta_ladder(program, ladder: EtaLadder, top: float, key, *, accuracy_of=None)
     one of `"resolved"`, `"monte_carlo_error"`, `"max_decades"`, and `fit` the
     `rates.fit.OffsetPowerFit` (`None` with fewer than 4 points).
     """
-    one = _variance_at(program, ladder.samples)
     accuracy_of = (lambda eta: eta) if accuracy_of is None else accuracy_of
     etas, variances, errors = [], [], []
     fit, stopped = None, "max_decades"
     for j in range(int(ladder.max_decades * ladder.per_decade) + 1):
         eta = top * 10 ** (-j / ladder.per_decade)
-        variance, error, _ = (float(x) for x in one(jnp.float64(accuracy_of(eta)), jax.random.fold_in(key, j)))
+        variance, error = (float(x) for x in _variance_at(program, ladder.samples, jnp.float64(accuracy_of(eta)),
+                                                            jax.random.fold_in(key, j)))
         if not error <= ladder.max_relative_se * variance:
             stopped = "monte_carlo_error"
             break
@@ -304,13 +305,12 @@ def variance_study(program, settings: Settings, key) -> dict:
     the top of the window; the log–log slope on the paper's η grid is reported beside it,
     pre-asymptotic and not judged."""
     spread_key, ladder_key, paper_key = jax.random.split(key, 3)
-    spread = guard_spread(program, spread_key)
-    top = min(max(settings.eta_grid), 0.1 * spread)
+    spread, top = ladder_top(program, settings.eta_grid, spread_key)
     measured = eta_ladder(program, settings.ladder, top, ladder_key)
     depth = program.nesting_depth
     summary = judge_ladder(measured, depth, finite_eta_allowance(depth, top / spread))
     paper_etas = np.array(sorted(ETA_GRID))
-    paper_variance, paper_se, _ = variance_against_eta(program, paper_etas, paper_key, settings.ladder.samples)
+    paper_variance, paper_se = variance_against_eta(program, paper_etas, paper_key, settings.ladder.samples)
     paper_slope = dsgd.fitted_variance_slope(paper_etas, paper_variance, paper_se)
     rate = SMOOTHED_VARIANCE.rate(ell=depth)
     conditions = SMOOTHED_VARIANCE.conditions_at(eta=min(measured["eta"], default=top), ell=depth)
@@ -344,8 +344,7 @@ def synthetic_study(name: str, settings: Settings, key) -> dict:
     depth, kind, mutation = SYNTHETIC[name]
     program = programs.guard_chain(depth, kind)
     spread_key, ladder_key = jax.random.split(key)
-    spread = guard_spread(program, spread_key)
-    top = min(max(settings.eta_grid), 0.1 * spread)
+    spread, top = ladder_top(program, settings.eta_grid, spread_key)
     accuracy_of = _accuracy_map(mutation, top)
     measured = eta_ladder(program, settings.synthetic_ladder, top, ladder_key, accuracy_of=accuracy_of)
     summary = judge_ladder(measured, depth, finite_eta_allowance(depth, top / spread))
@@ -353,8 +352,7 @@ def synthetic_study(name: str, settings: Settings, key) -> dict:
     exact = [programs.chain_variance(depth, eta, kind).variance for eta in used]
     result = {**summary, "kind": "synthetic" if mutation is None else "mutant", "chain": kind, "mutation": mutation,
               "nesting_depth": depth, "guard_spread": spread, "exact_variance": exact,
-              "asymptotic_exponent": programs.chain_exponent(depth, kind) * (2 if mutation == "sharpened" else 1)
-              if mutation != "eta_blind" else 0,
+              "asymptotic_exponent": programs.chain_exponent(depth, kind) * EXPONENT_FACTOR[mutation],
               "expected_verdict": EXPECTED_VERDICT[mutation]}
     if summary["exponent_interval"] is not None:
         exact_fit = rate_fit.fit_offset_power(measured["eta"], exact, measured["avg_variance_se"])
@@ -573,6 +571,7 @@ __all__ = [
     "finite_eta_allowance",
     "guard_spread",
     "judge_ladder",
+    "ladder_top",
     "models",
     "run",
     "run_model",

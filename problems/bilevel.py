@@ -45,13 +45,14 @@ from jaxtyping import Array, Bool, Float, PyTree
 from problems._base import Problem
 from problems._design import check_conditioning, gaussian_design
 from problems.pytrees import pytree_dataclass, static
-from problems.ridge import ridge
+from problems.ridge import draw_regression, ridge
 from problems.validation import (
     ArrayInput,
     CountLike,
     FlagLike,
     check_count,
     check_finite_data,
+    check_scalar_function,
     concrete,
     require_x64,
 )
@@ -233,26 +234,11 @@ def _check_outer_shapes(outer_loss, outer_data, dim, param_dim) -> None:
     """Trace `outer_loss` on abstract `x`, `θ` and the data; nothing is compiled or run."""
     x = jax.ShapeDtypeStruct((dim,), jnp.float64)
     theta = jax.ShapeDtypeStruct((param_dim,), jnp.float64)
-    try:
-        value = jax.eval_shape(outer_loss, x, theta, outer_data)
-    except (TypeError, ValueError, IndexError) as error:
-        raise ValueError(
-            f"outer_loss(x, θ, outer_data) fails for x of shape ({dim},) and θ of shape ({param_dim},), "
-            f"the inner problem's: {str(error).rstrip('.')}"
-        ) from error
-    shape = getattr(value, "shape", None)
-    if shape != ():
-        raise ValueError(f"outer_loss must return a scalar, got {shape if shape is not None else value}")
-
-
-@functools.partial(jax.jit, static_argnums=(1, 2, 3))
-def _draw_regression_pair(key, n_train, n_val, n_features, noise, conditioning):
-    """Training and validation rows from one design and one teacher `w`: `y = Aw + noise·ε`."""
-    key_design, key_teacher, key_noise = jax.random.split(key, 3)
-    features = gaussian_design(key_design, n_train + n_val, n_features, conditioning)
-    teacher = jax.random.normal(key_teacher, (n_features,))
-    targets = features @ teacher + noise * jax.random.normal(key_noise, (n_train + n_val,))
-    return (features[:n_train], targets[:n_train]), (features[n_train:], targets[n_train:]), teacher
+    check_scalar_function(
+        outer_loss, (x, theta, outer_data),
+        fails=f"outer_loss(x, θ, outer_data) fails for x of shape ({dim},) and θ of shape ({param_dim},), "
+              f"the inner problem's",
+        not_scalar="outer_loss must return a scalar")
 
 
 def ridge_validation(
@@ -299,10 +285,12 @@ def ridge_validation(
     conditioning = check_conditioning(_check_number(conditioning, "conditioning", "a finite number >= 1",
                                                     lambda v: v >= 1))
     seed = check_count(seed, "seed", minimum=0)
-    train, validation, teacher = _draw_regression_pair(
-        jax.random.key(seed), n_train, n_val, n_features, noise, conditioning
-    )
-    inner = ridge(features=train[0], targets=train[1], regularisation=regularisation, tied=not per_feature)
+    # Training and validation rows from one design and one teacher.
+    features, targets, teacher = draw_regression(jax.random.key(seed), n_train + n_val, n_features, noise,
+                                                 conditioning)
+    validation = (features[n_train:], targets[n_train:])
+    inner = ridge(features=features[:n_train], targets=targets[:n_train], regularisation=regularisation,
+                  tied=not per_feature)
     name = "ridge_validation[per_feature]" if per_feature else "ridge_validation"
     return Bilevel(inner=inner, outer_data=validation, outer_loss=validation_mean_squared_error, name=name,
                    info=DataInfo(teacher=teacher))

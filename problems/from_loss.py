@@ -24,7 +24,7 @@ from problems._base import FiniteSumProblem
 from problems._newton import newton_minimise
 from problems.implicit_function import implicit_function_jacobian
 from problems.pytrees import pytree_dataclass, static
-from problems.validation import check_count, check_finite_data, concrete, require_x64
+from problems.validation import check_count, check_finite_data, check_scalar_function, concrete, require_x64
 
 # Radius and number of random directions of the finite-difference Lipschitz estimates.
 _LIPSCHITZ_RADIUS = 1e-2
@@ -230,18 +230,12 @@ def _check_loss_shapes(loss, data, theta0, dim) -> None:
     """Trace `loss` on abstract `x`, `θ₀` and one sample; nothing is compiled or run."""
     sample = jax.tree_util.tree_map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape[1:], leaf.dtype), data)
     arguments = (jax.ShapeDtypeStruct((dim,), jnp.float64), jax.ShapeDtypeStruct(theta0.shape, theta0.dtype), sample)
-    try:
-        value = jax.eval_shape(loss, *arguments)
-    except (TypeError, ValueError, IndexError) as error:
-        sample_shapes = jax.tree_util.tree_map(lambda leaf: leaf.shape, sample)
-        raise ValueError(
-            f"loss(x, θ, ξ) fails for x of shape ({dim},) as given by dim={dim}, θ₀ of shape "
-            f"{theta0.shape} and one sample ξ of shape {sample_shapes}: {str(error).rstrip('.')}. "
-            f"Is dim the dimension of x that loss expects?"
-        ) from error
-    shape = getattr(value, "shape", None)
-    if shape != ():
-        raise ValueError(f"loss must return a scalar for one sample, got {shape if shape is not None else value}")
+    sample_shapes = jax.tree_util.tree_map(lambda leaf: leaf.shape, sample)
+    check_scalar_function(
+        loss, arguments,
+        fails=f"loss(x, θ, ξ) fails for x of shape ({dim},) as given by dim={dim}, θ₀ of shape "
+              f"{theta0.shape} and one sample ξ of shape {sample_shapes}",
+        not_scalar="loss must return a scalar for one sample", hint=". Is dim the dimension of x that loss expects?")
 
 
 @jax.jit

@@ -126,19 +126,21 @@ def largest_eigenvalue_diagonal_plus_rank_one(
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2))
-def _draw_regression(key, n_samples, n_features, noise, conditioning):
+def draw_regression(key, n_samples, n_features, noise, conditioning):
+    """`(A, y, w)`: a Gaussian design (feature scales from 1 to `1/conditioning`), a teacher
+    `w ~ N(0, I)` and targets `y = Aw + noise·ε`."""
     key_design, key_weights, key_noise = jax.random.split(key, 3)
     features = gaussian_design(key_design, n_samples, n_features, conditioning)
     weights = jax.random.normal(key_weights, (n_features,))
-    return features, features @ weights + noise * jax.random.normal(key_noise, (n_samples,))
+    return features, features @ weights + noise * jax.random.normal(key_noise, (n_samples,)), weights
 
 
 def _regression_data(n_samples, n_features, noise, conditioning, seed, features, targets):
     if features is None:
-        return _draw_regression(
+        return draw_regression(
             jax.random.key(seed), check_count(n_samples, "n_samples"), check_count(n_features, "n_features"),
             noise, check_conditioning(conditioning),
-        )
+        )[:2]
     features = as_matrix(features, "features")
     targets = as_matrix(jnp.reshape(jnp.asarray(targets, jnp.float64), (-1, 1)), "targets", features.shape[0])[:, 0]
     return features, targets

@@ -93,6 +93,20 @@ def check_finite_data(data: PyTree, name: str = "data") -> None:
             raise ValueError(f"{name}{where} contains NaN or infinite values")
 
 
+def check_scalar_function(function: Callable, arguments: tuple, *, fails: str, not_scalar: str,
+                          hint: str = "") -> None:
+    """Trace `function(*arguments)` on abstract arguments (`jax.ShapeDtypeStruct`s; nothing is
+    compiled or run) and check that it returns a scalar. A call that fails raises `ValueError`
+    with `fails`, the error and `hint`; a non-scalar result `ValueError` with `not_scalar`."""
+    try:
+        value = jax.eval_shape(function, *arguments)
+    except (TypeError, ValueError, IndexError) as error:
+        raise ValueError(f"{fails}: {str(error).rstrip('.')}{hint}") from error
+    shape = getattr(value, "shape", None)
+    if shape != ():
+        raise ValueError(f"{not_scalar}, got {shape if shape is not None else value}")
+
+
 def as_matrix(array: Real[ArrayLike, ...], name: str, n_rows: int | None = None) -> Float[Array, "n d"]:
     array = jnp.asarray(array, dtype=jnp.float64)
     if array.ndim != 2 or (n_rows is not None and array.shape[0] != n_rows):

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
+import textwrap
 
 import jax
 import jax.numpy as jnp
@@ -100,3 +104,27 @@ def false_failure_probability(z: float, num_samples: int) -> float:
     """`P(|T| > z)`, T Student's t with `num_samples − 1` degrees of freedom: the chance that a
     true claim is rejected by one component of `monte_carlo_agrees`."""
     return float(2.0 * stats.t.sf(z, num_samples - 1))
+
+
+def assert_calls_require_float64(setup: str, calls: str) -> None:
+    """In a fresh process: run `setup` (source code), then every call of the dict literal
+    `calls` (`{name: lambda: ...}`) with x64 off, each of which must raise `Float64Required`
+    naming `jax_enable_x64`. `setup` may switch x64 on to build objects, and must leave it off."""
+    check = textwrap.dedent("""
+        import jax
+        from problems.validation import Float64Required
+
+        assert not jax.config.read("jax_enable_x64")
+        for name, call in calls.items():
+            try:
+                call()
+            except Float64Required as error:
+                assert "jax_enable_x64" in str(error), name
+            else:
+                raise SystemExit(f"{name} ran with x64 off")
+        print("ok")
+    """)
+    script = "\n".join([textwrap.dedent(setup), "calls = " + textwrap.dedent(calls).strip(), check])
+    env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:] + result.stdout
