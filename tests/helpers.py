@@ -128,3 +128,26 @@ def assert_calls_require_float64(setup: str, calls: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:] + result.stdout
+
+
+@jax.jit
+def lipschitz_quotients(problem, theta, x1, x2):
+    """max over samples of ‖∇²ₓₓfᵢ(x1) − ∇²ₓₓfᵢ(x2)‖_op / ‖x1 − x2‖ and of the Frobenius
+    norm of the change in ∇²ₓθfᵢ, over the same distance."""
+    hessian = jax.hessian(problem.per_sample_loss)
+    cross = jax.jacfwd(jax.grad(problem.per_sample_loss), argnums=1)
+    distance = jnp.linalg.norm(x1 - x2)
+
+    def per_sample(s):
+        return (jnp.linalg.norm(hessian(x1, theta, s) - hessian(x2, theta, s), ord=2),
+                jnp.linalg.norm(cross(x1, theta, s) - cross(x2, theta, s)))
+
+    hess_change, cross_change = jax.vmap(per_sample)(problem.data)
+    return jnp.max(hess_change) / distance, jnp.max(cross_change) / distance
+
+
+@jax.jit
+def largest_per_sample_curvature(problem, x, theta):
+    """max over samples of λ_max(∇²ₓₓfᵢ(x, θ)): what L must bound."""
+    hessian = jax.hessian(problem.per_sample_loss)
+    return jnp.max(jax.vmap(lambda s: jnp.linalg.eigvalsh(hessian(x, theta, s))[-1])(problem.data))

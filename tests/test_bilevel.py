@@ -12,7 +12,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import assert_calls_require_float64, assert_minimiser, assert_relative_close
+from helpers import (
+    assert_calls_require_float64,
+    assert_minimiser,
+    assert_relative_close,
+    largest_per_sample_curvature,
+    lipschitz_quotients,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -160,27 +166,6 @@ def test_hyper_cleaning_squared_is_the_documented_closed_form():
 @jax.jit
 def smallest_curvature(problem, x, theta):
     return jnp.linalg.eigvalsh(jax.hessian(problem.objective)(x, theta))[0]
-
-
-@jax.jit
-def largest_per_sample_curvature(problem, x, theta):
-    hessian = jax.hessian(problem.per_sample_loss)
-    return jnp.max(jax.vmap(lambda s: jnp.linalg.eigvalsh(hessian(x, theta, s))[-1])(problem.data))
-
-
-@jax.jit
-def lipschitz_quotients(problem, theta, x1, x2):
-    """max over samples of ‖∇²ₓₓfᵢ(x1) − ∇²ₓₓfᵢ(x2)‖₂ and ‖∇²ₓθfᵢ(x1) − ∇²ₓθfᵢ(x2)‖_F, over ‖x1 − x2‖."""
-    hessian = jax.hessian(problem.per_sample_loss)
-    cross = jax.jacfwd(jax.grad(problem.per_sample_loss), argnums=1)
-    distance = jnp.linalg.norm(x1 - x2)
-
-    def per_sample(s):
-        return (jnp.linalg.norm(hessian(x1, theta, s) - hessian(x2, theta, s), ord=2),
-                jnp.linalg.norm(cross(x1, theta, s) - cross(x2, theta, s)))
-
-    hess_change, cross_change = jax.vmap(per_sample)(problem.data)
-    return jnp.max(hess_change) / distance, jnp.max(cross_change) / distance
 
 
 def explicit_loss_and_slope(z, y, loss):

@@ -9,6 +9,8 @@ from helpers import (
     assert_calls_require_float64,
     assert_minimiser,
     assert_relative_close,
+    largest_per_sample_curvature,
+    lipschitz_quotients,
     monte_carlo_agrees,
     relative_error,
 )
@@ -116,12 +118,6 @@ def test_solution_jacobian_matches_finite_differences(drawn):
 @jax.jit
 def smallest_curvature(problem, x, theta):
     return jnp.linalg.eigvalsh(jax.hessian(problem.objective)(x, theta))[0]
-
-
-@jax.jit
-def largest_per_sample_curvature(problem, x, theta):
-    hessian = jax.hessian(problem.per_sample_loss)
-    return jnp.max(jax.vmap(lambda s: jnp.linalg.eigvalsh(hessian(x, theta, s))[-1])(problem.data))
 
 
 @given(problems_and_thetas(EXACT_KINDS))
@@ -283,22 +279,6 @@ def test_helpers_catch_a_solution_perturbed_by_1e_6(problem):
     x_star = problem.solution(problem.theta0)
     with pytest.raises(AssertionError, match="not a minimiser"):
         assert_minimiser(problem, problem.theta0, x_star + 1e-6)
-
-
-@jax.jit
-def lipschitz_quotients(problem, theta, x1, x2):
-    """max over samples of ‖∇²ₓₓfᵢ(x1) − ∇²ₓₓfᵢ(x2)‖_op / ‖x1 − x2‖ and of the Frobenius
-    norm of the change in ∇²ₓθfᵢ, over the same distance."""
-    hessian = jax.hessian(problem.per_sample_loss)
-    cross = jax.jacfwd(jax.grad(problem.per_sample_loss), argnums=1)
-    distance = jnp.linalg.norm(x1 - x2)
-
-    def per_sample(s):
-        return (jnp.linalg.norm(hessian(x1, theta, s) - hessian(x2, theta, s), ord=2),
-                jnp.linalg.norm(cross(x1, theta, s) - cross(x2, theta, s)))
-
-    hess_change, cross_change = jax.vmap(per_sample)(problem.data)
-    return jnp.max(hess_change) / distance, jnp.max(cross_change) / distance
 
 
 @given(problems_and_thetas(EXACT_KINDS))
