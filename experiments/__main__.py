@@ -3,7 +3,8 @@
 - `report --out DIR [--quick]`: the rate report;
 - `dsgd --out DIR [--quick] [--models NAME …]`: the comparison of gradient estimators;
 - `smoothing --out DIR [--quick]`: the variance study of black-box smoothing;
-- `phase --out DIR [--quick]`: the exact rates of decreasing steps against aμ (the phase diagram).
+- `phase --out DIR [--quick]`: the exact rates of decreasing steps against aμ (the phase diagram);
+- `hypergradients --out DIR [--quick]`: every hypergradient method against the exact hypergradient.
 
 Each runs through `experiments.study.write`; the exit status is 0 when every verdict
 passed, 1 otherwise.
@@ -18,9 +19,10 @@ import sys
 
 import jax
 
-from experiments import dsgd, phase, report, smoothing, study
+from experiments import dsgd, hypergradients, phase, report, smoothing, study
 
-STUDIES = {"report": report.STUDY, "dsgd": dsgd.STUDY, "smoothing": smoothing.STUDY, "phase": phase.STUDY}
+STUDIES = {"report": report.STUDY, "dsgd": dsgd.STUDY, "smoothing": smoothing.STUDY, "phase": phase.STUDY,
+           "hypergradients": hypergradients.STUDY}
 HELP = {
     "report": ("run every regime and write report.md, results.json and figures",
                "fewer seeds and steps (about a minute)"),
@@ -32,6 +34,9 @@ HELP = {
     "phase": ("exact error curves of decreasing steps a/(k + k0) for aμ from 1/4 to 4 on least squares and ridge, "
               "their fitted rates against the derived ones; writes phase.md, phase.json and phase_diagram.png",
               "10⁶ steps instead of 10⁷ (under a minute)"),
+    "hypergradients": ("every hypergradient method against the exact hypergradient on three bilevel families: "
+                       "bounds, fitted rates and their power; writes hypergradients.md, hypergradients.json and "
+                       "hypergradients.png", "smaller problems, fewer steps and seeds (under a minute)"),
 }
 
 

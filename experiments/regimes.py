@@ -37,7 +37,8 @@ from typing import Protocol, runtime_checkable
 
 import problems
 from derivatives.schedules import Constant, PolynomialDecay, constant, inverse_time
-from experiments import phase
+from experiments import hypergradients, phase
+from experiments.hypergradients import HypergradientSettings
 from experiments.phase import PhaseSettings
 
 # α = FIGURE1_STEP_FRACTION/L in Figure 1's constant-step columns (module docstring).
@@ -49,7 +50,8 @@ SWEEP_FRACTIONS = (0.5, 0.25, 0.125, 0.0625)
 class Settings:
     """Seeds and run lengths. Constant-step runs are counted at `α = 1/(2L)` and scaled
     for smaller steps (`ConstantStep.num_steps`). `phase`: the settings of the phase diagram
-    of decreasing steps (`experiments.phase`), or `None` to leave it out of the report."""
+    of decreasing steps (`experiments.phase`), or `None` to leave it out of the report;
+    `hypergradients`: the same for the hypergradient checks (`experiments.hypergradients`)."""
 
     num_seeds: int
     constant_steps: int
@@ -58,12 +60,13 @@ class Settings:
     num_checkpoints: int = 40
     seed: int = 0
     phase: PhaseSettings | None = None   # the phase diagram's settings; None: not run
+    hypergradients: HypergradientSettings | None = None   # the hypergradient checks' settings; None: not run
 
 
 QUICK = Settings(num_seeds=32, constant_steps=20_000, decreasing_steps=100_000, interpolation_steps=5_000,
-                 phase=phase.QUICK)
+                 phase=phase.QUICK, hypergradients=hypergradients.QUICK)
 FULL = Settings(num_seeds=128, constant_steps=100_000, decreasing_steps=2_000_000, interpolation_steps=10_000,
-                phase=phase.FULL)
+                phase=phase.FULL, hypergradients=hypergradients.FULL)
 
 
 def step_label(fraction: float) -> str:

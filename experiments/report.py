@@ -13,7 +13,7 @@ import dataclasses
 import pathlib
 from concurrent.futures import ThreadPoolExecutor
 
-from experiments import figures, phase, study
+from experiments import figures, hypergradients, phase, study
 from experiments.progress import SILENT, Progress
 from experiments.rate_checks import (
     BLIND_FACTOR,
@@ -42,6 +42,7 @@ class ReportResult:
     regimes: tuple[RegimeResult, ...]
     sweep: dict
     phase: phase.PhaseDiagram | None = None
+    hypergradients: hypergradients.HypergradientChecks | None = None
 
 
 def run(settings: Settings, progress: Progress = SILENT) -> ReportResult:
@@ -60,15 +61,18 @@ def run(settings: Settings, progress: Progress = SILENT) -> ReportResult:
             progress.advance(regime.name)
         sweep = run_sweep(settings)
         progress.advance("constant_step_sweep")
+        checks = None if settings.hypergradients is None else hypergradients.run(settings.hypergradients, progress)
         if diagram is not None:
             diagram = diagram.result()
             progress.advance("phase_diagram")
-    return ReportResult(tuple(results), sweep, diagram)
+    return ReportResult(tuple(results), sweep, diagram, checks)
 
 
 def num_tasks(settings: Settings) -> int:
-    """`progress.advance` calls of `run`: one per regime, the sweep, the phase diagram."""
-    return len(REGIMES) + 1 + (settings.phase is not None)
+    """`progress.advance` calls of `run`: one per regime, the sweep, the phase diagram, one
+    per hypergradient family."""
+    checks = 0 if settings.hypergradients is None else hypergradients.num_tasks(settings.hypergradients)
+    return len(REGIMES) + 1 + (settings.phase is not None) + checks
 
 
 def rate_json(rate: Rate) -> dict:
@@ -150,7 +154,9 @@ def document(outcome: study.Outcome) -> dict:
             "regimes": {r.regime.name: regime_json(r) for r in report.regimes},
             "constant_step_sweep": report.sweep | {"verdict": "pass" if sweep_passes(report.sweep) else "fail"},
             "phase_diagram": None if report.phase is None else report.phase.as_dict(),
-            "phase_diagram_figure": None if report.phase is None else PHASE_FIGURE}
+            "phase_diagram_figure": None if report.phase is None else PHASE_FIGURE,
+            "hypergradients": None if report.hypergradients is None else report.hypergradients.as_dict(),
+            "hypergradients_figure": None if report.hypergradients is None else hypergradients.FIGURE}
 
 
 def _interval(values) -> str:
@@ -419,6 +425,8 @@ def markdown(outcome: study.Outcome) -> str:
     lines += [f"![plateau sweep]({SWEEP_FIGURE})", ""]
     if report.phase is not None:
         lines += [report.phase.markdown(), "", f"![phase diagram]({PHASE_FIGURE})", ""]
+    if report.hypergradients is not None:
+        lines += [report.hypergradients.markdown()]
     return "\n".join(lines)
 
 
@@ -470,6 +478,8 @@ def regime_figures(outcome: study.Outcome) -> dict:
               BOUND_OVER_TRUTH_FIGURE: figures.bound_over_truth_figure(bound_over_truth_entries(report))}
     if report.phase is not None:
         drawn[PHASE_FIGURE] = report.phase.figure()
+    if report.hypergradients is not None:
+        drawn[hypergradients.FIGURE] = report.hypergradients.figure()
     return drawn
 
 
@@ -496,14 +506,15 @@ def bound_over_truth_entries(report: ReportResult) -> list[dict]:
 
 def verdicts(report: ReportResult) -> dict[str, bool]:
     diagram = {} if report.phase is None else {"phase_diagram": report.phase.passed}
+    checks = {} if report.hypergradients is None else {"hypergradients": report.hypergradients.passed}
     return ({r.regime.name: r.passed for r in report.regimes} | {"constant_step_sweep": sweep_passes(report.sweep)}
-            | diagram)
+            | diagram | checks)
 
 
 STUDY = study.Study(
     name="rate report", quick=QUICK, full=FULL, num_tasks=num_tasks, run=run,
     markdown=markdown, document=document, figures=regime_figures, verdicts=verdicts,
-    markdown_file="report.md", json_file="results.json", progress_lines=len(REGIMES) + 2,
+    markdown_file="report.md", json_file="results.json", progress_lines=len(REGIMES) + 5,
 )
 
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -140,6 +141,14 @@ class Bilevel:
         """`h(θ) = G(x*(θ), θ)`, at the inner problem's exact solution."""
         return _value(self, self.check_theta(theta))
 
+    def outer_smoothness(self) -> OuterSmoothness:
+        """The Lipschitz constants in x of `∇ₓG(·, θ)` and `∇θG(·, θ)`, for the outer losses of
+        this module (`OUTER_SMOOTHNESS`); raises `ValueError` for another outer loss."""
+        if self.outer_loss not in OUTER_SMOOTHNESS:
+            raise ValueError(f"the smoothness of outer_loss {getattr(self.outer_loss, '__name__', self.outer_loss)!r} "
+                             f"is not known; known: {[f.__name__ for f in OUTER_SMOOTHNESS]}")
+        return OUTER_SMOOTHNESS[self.outer_loss](self.outer_data)
+
     def hypergradient(self, theta: ArrayInput) -> Float[Array, " p"]:
         """`∇h(θ) = ∇θG + J*ᵀ∇ₓG` at `x*(θ)`, with `J* = inner.solution_jacobian(θ)`: exact when
         `J*` is (for the generators of this module, to machine precision)."""
@@ -188,6 +197,26 @@ def validation_logistic_loss(x: Float[Array, " d"], theta: Float[Array, " p"], d
     """`(1/m) Σⱼ log(1 + exp(−zⱼ bⱼᵀx))` on `data = (B, z)`, `z ∈ {−1, +1}ᵐ`; independent of `θ`."""
     features, labels = data
     return jnp.mean(jnp.logaddexp(0.0, -labels * (features @ x)))
+
+
+class OuterSmoothness(NamedTuple):
+    """`L_Gx` and `L_Gθ`: Lipschitz constants in x of `∇ₓG(·, θ)` and of `∇θG(·, θ)`."""
+
+    gradient_x: float
+    gradient_theta: float
+
+
+def _gram_top(features) -> float:
+    """`λ_max(BᵀB)/m` for the m rows of B."""
+    features = np.asarray(features)
+    return float(np.linalg.eigvalsh(features.T @ features)[-1] / features.shape[0])
+
+
+# ∇²ₓG = BᵀB/m (squared error); BᵀDB/m with D = diag(σ'(·)) ≤ I/4 (logistic); neither reads θ.
+OUTER_SMOOTHNESS: dict[Callable, Callable[[PyTree], OuterSmoothness]] = {
+    validation_mean_squared_error: lambda data: OuterSmoothness(_gram_top(data[0]), 0.0),
+    validation_logistic_loss: lambda data: OuterSmoothness(0.25 * _gram_top(data[0]), 0.0),
+}
 
 
 # --- constructors ----------------------------------------------------------------------
