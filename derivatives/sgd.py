@@ -70,27 +70,30 @@ def derivative_step(problem: Problem, theta: Float[Array, " p"], batch: PyTree, 
 
 
 def tangent_step(problem: Problem, theta: Float[Array, " p"], batch: PyTree, x: Float[Array, " d"],
-                 tangents: Float[Array, "p d"], alpha: Float[ArrayLike, ""],
-                 ) -> tuple[Float[Array, " d"], Float[Array, "p d"]]:
-    """One SGD step and its forward-mode derivative, the Jacobian stored by rows of θ.
+                 tangents: Float[Array, "m d"], alpha: Float[ArrayLike, ""],
+                 directions: Float[Array, "m p"] | None = None,
+                 ) -> tuple[Float[Array, " d"], Float[Array, "m d"]]:
+    """One SGD step and its forward-mode derivative along m directions of θ.
 
-    `tangents[j] = ∂θⱼ x_k` (so `tangents = J_kᵀ`, shape `(p, d)`), and
+    With `directions = V` (rows `v_i`, default the identity, m = p), `tangents[i] = J_k v_i`
+    (so by default `tangents = J_kᵀ`, shape `(p, d)`), and
 
-        tangents_{k+1}[j] = ∂ₓstep · tangents[j] + ∂θⱼ step,
+        tangents_{k+1}[i] = ∂ₓstep · tangents[i] + ∂θstep · v_i,
 
-    the recursion of `derivative_step` computed as p Jacobian-vector products of
-    the gradient that never form the d×d Hessian: a rank-b minibatch Hessian costs
-    O(b·d·p) per step instead of O(d²p). The primal step is evaluated once and shared
-    by the p products. Storing `Jᵀ` keeps each product on a contiguous row, which is
-    the layout `vmap` over tangents produces; with `(d, p)` storage the same recursion
-    ran 2.5× slower on a CPU (d = p = 64, 64 seeds vmapped).
+    the recursion of `derivative_step` applied to `J_k V ᵀ`, computed as m Jacobian-vector
+    products of the gradient that never form the d×d Hessian: a rank-b minibatch Hessian
+    costs O(b·d·m) per step instead of O(d²p). The primal step is evaluated once and
+    shared by the m products. Storing the tangents by rows keeps each product contiguous,
+    the layout `vmap` over tangents produces; with `(d, p)` storage the same recursion ran
+    2.5× slower on a CPU (d = p = 64, 64 seeds vmapped).
     """
     def step(x_, theta_):
         return sgd_step(problem, theta_, batch, x_, alpha)
 
     x_next, push_forward = jax.linearize(step, x, theta)
-    basis = jnp.eye(theta.shape[0], dtype=tangents.dtype)
-    return x_next, jax.vmap(push_forward)(tangents, basis)
+    if directions is None:
+        directions = jnp.eye(theta.shape[0], dtype=tangents.dtype)
+    return x_next, jax.vmap(push_forward)(tangents, directions)
 
 
 @pytree_dataclass
@@ -305,6 +308,34 @@ class TangentRecursion:
         return solve_stepwise(self, sgd, theta, x_init, key, num_steps)
 
 
+@dataclasses.dataclass(frozen=True)
+class DirectionalTangents:
+    """The tangent recursion along the m rows `v_i` of `directions` (shape `(m, p)`): the
+    derivative state is `V J_kᵀ`, shape `(m, d)`, row i the directional derivative
+    `J_k v_i = ∂θ x_k · v_i`, at m Jacobian-vector products per step instead of p. With
+    random probes (`rates.probes`) it sketches `‖J_k − J*‖²_F` (`rates.error_curves` with
+    `jacobian_probes`); with the identity it is `TangentRecursion`."""
+
+    directions: Float[Array, "m p"]
+
+    def init(self, x_init: Float[Array, " d"], theta: Float[Array, " p"]) -> Float[Array, "m d"]:
+        return jnp.zeros((self.directions.shape[0], x_init.shape[0]), x_init.dtype)
+
+    def step(self, problem: Problem, theta: Float[Array, " p"], batch: PyTree, x: Float[Array, " d"],
+             state: Float[Array, "m d"], alpha: Float[ArrayLike, ""],
+             ) -> tuple[Float[Array, " d"], Float[Array, "m d"]]:
+        return tangent_step(problem, theta, batch, x, state, alpha, self.directions)
+
+    def jacobian(self, state: Float[Array, "m d"]) -> Float[Array, "d p"]:
+        """`J_k`, which m directions determine only when they span θ's space: `V⁻¹(V J_kᵀ)`
+        for square V (m = p); fewer directions give only the sketch `state`."""
+        count, param_dim = self.directions.shape
+        if count != param_dim:
+            raise ValueError(f"{count} directions in a {param_dim}-dimensional θ do not determine J_k; "
+                             f"the state V J_kᵀ is what they give")
+        return jnp.linalg.solve(self.directions, state).T
+
+
 # --- checks shared by every SGD driver ------------------------------------------------------
 
 class StepSizeWarning(UserWarning):
@@ -404,6 +435,7 @@ def divergence_error(problem: Problem, theta: Float[Array, " p"], schedule: Sche
 
 __all__ = [
     "DerivativeMethod",
+    "DirectionalTangents",
     "DivergenceError",
     "ExplicitRecursion",
     "ForwardMode",

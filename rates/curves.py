@@ -45,6 +45,7 @@ from jaxtyping import ArrayLike, Float, Int, Real
 
 from derivatives.schedules import StepSize
 from derivatives.sgd import (
+    DirectionalTangents,
     MinibatchSGD,
     TangentRecursion,
     check_run,
@@ -54,6 +55,7 @@ from derivatives.sgd import (
 )
 from problems import Problem
 from problems.validation import KeyLike, check_count
+from rates.probes import PROBE_FOLD, Probes, default_probe_count
 
 STATISTICS = ("iterate_error", "jacobian_error", "suboptimality")
 # What each seed records at each checkpoint: the statistics of the curves, and ⟨J_k − J*, J*⟩_F.
@@ -61,13 +63,19 @@ SEED_STATISTICS = STATISTICS + ("jacobian_cross",)
 
 SEED_AXIS = "seeds"
 
+AUTO = "auto"   # jacobian_probes: m from rates.probes.default_probe_count
+
 # The derivative: forward-mode tangents without the Hessian, stored as Jᵀ.
 METHOD = TangentRecursion()
 
-# On a CPU, chunks whose Jacobians stay in cache (d = p = 64: 32–64 seeds, 1–2 MiB)
-# measured up to 10% faster than all 256 seeds at once, and they bound the memory of a
-# run with many seeds.
-CPU_CHUNK_BYTES = 2**21
+# On a CPU, chunks whose Jacobians stay in cache run faster than all seeds at once, and
+# they bound the memory of a run with many seeds: at d = p = 64, 256 seeds, chunks of 32
+# seeds (1 MiB) took 3.3 s against 5.1 s for chunks of 64 and 4.0 s for 16. Fewer than 16
+# seeds a chunk lose more to the loop than they gain (d = p = 256: 2 seeds 6.8 s, 16
+# seeds 4.0 s), and small sketches (m ≤ 16 rows) ran fastest in chunks of about 128.
+CPU_CHUNK_BYTES = 2**20
+CPU_CHUNK_SEEDS = (16, 128)   # the fewest and the most seeds a chunk
+CPU_CHUNK_MAX_BYTES = 2**26   # the fewest seeds only while they fit in this
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +94,7 @@ class Curves:
     suboptimality_se: Float[np.ndarray, " C"]
     num_seeds: int | None
     batch_size: int | None
+    jacobian_probes: int | None = None   # probes per seed of a sketched jacobian_error; None: exact
 
     def as_dict(self) -> dict:
         return {
@@ -100,12 +109,18 @@ class SeedStatistics:
     """What each seed of `error_curves` recorded: `values[s, c, i]` is statistic
     `SEED_STATISTICS[i]` of seed s at checkpoint `steps[c]`.
 
-    `jac_star_sq` is `‖J*‖²_F`; `curves()` reduces the seeds to the `Curves` of `error_curves`."""
+    `jac_star_sq` is `‖J*‖²_F`, or with probes each seed's sketch of it,
+    `(1/m)Σᵢ‖J* vᵢ‖²`; `curves()` reduces the seeds to the `Curves` of `error_curves`.
+    With probes (`probes`, a `rates.probes.Probes`), `jacobian_error` and `jacobian_cross`
+    are each seed's averages over its m probes, and `probe_variance[s, c]` is the sample
+    variance of seed s's m per-probe errors (m ≥ 2; `None` otherwise)."""
 
     steps: Int[np.ndarray, " C"]
     values: Float[np.ndarray, "S C N"]
-    jac_star_sq: float
+    jac_star_sq: float | Float[np.ndarray, " S"]
     batch_size: int | None
+    probes: Probes | None = None
+    probe_variance: Float[np.ndarray, "S C"] | None = None
 
     @property
     def num_seeds(self) -> int:
@@ -124,7 +139,19 @@ class SeedStatistics:
             **{f"{name}_se": standard_errors[:, i] for i, name in enumerate(STATISTICS)},
             num_seeds=self.num_seeds,
             batch_size=self.batch_size,
+            jacobian_probes=None if self.probes is None else self.probes.count,
         )
+
+    def variance_components(self) -> tuple[Float[np.ndarray, " C"], Float[np.ndarray, " C"]]:
+        """`(σ_s², σ_p²)` of the sketched `jacobian_error` at each checkpoint: the variance
+        over seeds of the exact `‖J_k − J*‖²_F`, and one probe's variance averaged over seeds,
+        from `Var(estimate) = σ_s² + σ_p²/m` (`rates.probes`). σ_s² is the difference of two
+        estimates and may come out negative when it is small against σ_p²/m."""
+        if self.probes is None or self.probe_variance is None:
+            raise ValueError("the variance components need a sketched run with at least 2 probes per seed")
+        probe = self.probe_variance.mean(axis=0)
+        total = self.statistic("jacobian_error").var(axis=0, ddof=1)
+        return total - probe / self.probes.count, probe
 
     def scaled_jacobian_error(self, delta: float) -> Float[np.ndarray, "S C"]:
         """Per seed, `‖(1 + δ)J_k − J*‖²_F`: the derivative error of an engine that returned
@@ -138,7 +165,8 @@ class SeedStatistics:
         error, cross = self.statistic("jacobian_error"), self.statistic("jacobian_cross")
         if delta == 0.0:
             return error
-        return (1 + delta) ** 2 * error + 2 * delta * (1 + delta) * cross + delta**2 * self.jac_star_sq
+        jac_star_sq = np.reshape(self.jac_star_sq, (-1, 1)) if np.ndim(self.jac_star_sq) else self.jac_star_sq
+        return (1 + delta) ** 2 * error + 2 * delta * (1 + delta) * cross + delta**2 * jac_star_sq
 
 
 def mean_and_standard_error(per_seed: Float[ArrayLike, "S ..."]) -> tuple[np.ndarray, np.ndarray]:
@@ -176,6 +204,8 @@ def error_curves(
     x_init: Float[ArrayLike, " d"] | None = None,
     mesh: Mesh | None = None,
     seeds_per_chunk: int | None = None,
+    jacobian_probes: int | str | None = None,
+    probe_distribution: str | Any = "rademacher",
 ) -> Curves:
     """Run SGD and its derivative (forward mode, by the tangent recursion) from `num_seeds`
     seeds; return the curves.
@@ -195,6 +225,17 @@ def error_curves(
       CPU, as many as keep their Jacobians within 2 MiB; on an accelerator, all of
       that device's seeds. S is padded up to a multiple of (devices × chunk) with
       repeated keys whose results are discarded.
+    - `jacobian_probes`: m, to sketch `jacobian_error` with m random probes per seed
+      (`rates.probes`): each seed carries `J_k vᵢ` for its own `vᵢ ∈ Rᵖ` (drawn from its
+      key, the same minibatches as without probes), at m Jacobian-vector products per
+      step instead of p, and records `(1/m)Σᵢ‖(J_k − J*)vᵢ‖²`, unbiased for
+      `‖J_k − J*‖²_F`; its standard error includes the probe noise. `None` (the default)
+      carries the full Jacobian. The other statistics are unchanged. `"auto"`:
+      `rates.probes.default_probe_count(p)`, the m of least variance × cost under a
+      measured model of the two noises, or the full Jacobian where that is cheaper
+      (always for p < 32).
+    - `probe_distribution`: `"rademacher"` (the default; never a larger variance),
+      `"gaussian"`, or a function `(key, shape) ↦ array` with `E[v vᵀ] = I`.
 
     **Returns:** a `Curves`.
 
@@ -203,7 +244,7 @@ def error_curves(
     first checkpoint whose statistics are not finite.
     """
     return _seed_statistics(problem, theta, step_size, num_steps, num_seeds, batch_size, key, num_checkpoints, x_init,
-                            mesh, seeds_per_chunk).curves()
+                            mesh, seeds_per_chunk, jacobian_probes, probe_distribution).curves()
 
 
 def seed_statistics(problem: Problem, theta: Real[ArrayLike, ...] | None = None, **options: Any) -> SeedStatistics:
@@ -225,19 +266,30 @@ def _error_curves_arguments(caller: str, problem, theta, options: dict) -> dict:
 
 
 def _seed_statistics(problem, theta, step_size, num_steps, num_seeds, batch_size, key, num_checkpoints, x_init, mesh,
-                     seeds_per_chunk, bilevel=None, stacklevel=5) -> SeedStatistics:
+                     seeds_per_chunk, jacobian_probes=None, probe_distribution="rademacher", bilevel=None,
+                     stacklevel=5) -> SeedStatistics:
     # check_run ← _plan ← here ← the public function ← its caller: the warning's stacklevel is 5.
     steps, arguments = _plan(problem, theta, step_size, num_steps, num_seeds, batch_size, key, num_checkpoints,
-                             x_init, mesh, seeds_per_chunk, stacklevel=stacklevel)
-    per_seed = np.asarray(_curves(*arguments, bilevel))                  # (S, C, 4), or 5 with a bilevel
+                             x_init, mesh, seeds_per_chunk, jacobian_probes, probe_distribution,
+                             stacklevel=stacklevel)
+    probes = arguments[-1]
+    if bilevel is not None and probes is not None:
+        raise ValueError("the hypergradient needs the full Jacobian: jacobian_probes must be None")
+    per_seed, probe_variance, jac_star_sketch = (
+        None if value is None else np.asarray(value) for value in _curves(*arguments, bilevel))
+    # per_seed: (S, C, 4), or 5 with a bilevel
     nonfinite = ~np.all(np.isfinite(per_seed), axis=(0, 2))
     if nonfinite.any():
         first = int(steps[np.argmax(nonfinite)])
         raise divergence_error(problem, arguments[1], arguments[3],
                                f"from the checkpoint k = {first} on (in at least one seed)")
-    jac_star = np.asarray(problem.solution_jacobian(arguments[1]))
-    return SeedStatistics(steps=steps, values=per_seed, jac_star_sq=float(np.sum(jac_star**2)),
-                          batch_size=batch_size)
+    if probes is None:
+        jac_star = np.asarray(problem.solution_jacobian(arguments[1]))
+        jac_star_sq = float(np.sum(jac_star**2))
+    else:
+        jac_star_sq = jac_star_sketch
+    return SeedStatistics(steps=steps, values=per_seed, jac_star_sq=jac_star_sq, batch_size=batch_size,
+                          probes=probes, probe_variance=probe_variance)
 
 
 def compiled_memory(problem: Problem, theta: Real[ArrayLike, ...] | None = None, **options: Any) -> int:
@@ -253,7 +305,7 @@ def compiled_memory(problem: Problem, theta: Real[ArrayLike, ...] | None = None,
 
 
 def _plan(problem, theta, step_size, num_steps, num_seeds, batch_size, key, num_checkpoints, x_init, mesh,
-          seeds_per_chunk, stacklevel=4):
+          seeds_per_chunk, jacobian_probes=None, probe_distribution="rademacher", stacklevel=4):
     """Check the arguments of `error_curves`; return the checkpoints and `_curves`'s arguments."""
     key = jax.random.key(0) if key is None else key
     theta, key, schedule, x_init = check_run(problem, problem.theta0 if theta is None else theta, key, step_size,
@@ -263,64 +315,100 @@ def _plan(problem, theta, step_size, num_steps, num_seeds, batch_size, key, num_
     mesh = seed_mesh() if mesh is None else mesh
     if mesh.axis_names != (SEED_AXIS,):
         raise ValueError(f"mesh must have the single axis {SEED_AXIS!r}, got {mesh.axis_names}")
+    probes = None
+    if isinstance(jacobian_probes, str):
+        if jacobian_probes != AUTO:
+            raise ValueError(f"jacobian_probes must be an integer >= 1, None or {AUTO!r}, got {jacobian_probes!r}")
+        jacobian_probes = default_probe_count(theta.shape[0])
+    if jacobian_probes is not None:
+        probes = Probes(check_count(jacobian_probes, "jacobian_probes"), probe_distribution)
+        if num_steps >= PROBE_FOLD:
+            raise ValueError(f"with jacobian_probes, num_steps must be below {PROBE_FOLD} (the probes' key fold)")
     seeds_per_device = -(-num_seeds // mesh.size)
     if seeds_per_chunk is None:
-        seeds_per_chunk = default_chunk(seeds_per_device, problem.dim, theta.shape[0], mesh.devices.flat[0].platform)
+        tangent_rows = theta.shape[0] if probes is None else probes.count
+        seeds_per_chunk = default_chunk(seeds_per_device, problem.dim, tangent_rows, mesh.devices.flat[0].platform)
     chunk = min(check_count(seeds_per_chunk, "seeds_per_chunk"), seeds_per_device)
     padded = mesh.size * chunk * -(-seeds_per_device // chunk)
     steps = checkpoints(num_steps, num_checkpoints)
     segment_lengths = jnp.asarray(np.diff(steps, prepend=0), dtype=jnp.int64)
     return steps, (problem, theta, key, schedule, x_init, segment_lengths, batch_size, num_seeds, padded, chunk,
-                   mesh)
+                   mesh, probes)
 
 
 def default_chunk(seeds_per_device: int, dim: int, param_dim: int, platform: str) -> int:
-    """Seeds advanced together on one device: all of them on an accelerator; on a CPU,
-    as many as keep their `(p, d)` Jacobians within `CPU_CHUNK_BYTES`."""
+    """Seeds advanced together on one device: all of them on an accelerator; on a CPU, as
+    many as keep their `(p, d)` Jacobians (`(m, d)` sketches) within `CPU_CHUNK_BYTES`,
+    within the bounds `CPU_CHUNK_SEEDS` (the lower one only while those seeds fit in
+    `CPU_CHUNK_MAX_BYTES`), evened out so that the last chunk is not mostly padding."""
     if platform != "cpu":
         return seeds_per_device
-    return max(1, min(seeds_per_device, CPU_CHUNK_BYTES // (8 * dim * max(param_dim, 1))))
+    fewest, most = CPU_CHUNK_SEEDS
+    seed_bytes = 8 * dim * max(param_dim, 1)
+    floor = max(1, min(fewest, CPU_CHUNK_MAX_BYTES // seed_bytes))
+    largest = min(seeds_per_device, max(floor, min(most, CPU_CHUNK_BYTES // seed_bytes)))
+    return -(-seeds_per_device // -(-seeds_per_device // largest))
 
 
-@functools.partial(jax.jit, static_argnames=("batch_size", "num_seeds", "padded", "chunk", "mesh"))
+@functools.partial(jax.jit, static_argnames=("batch_size", "num_seeds", "padded", "chunk", "mesh", "probes"))
 def _curves(problem, theta, key, schedule, x_init, segment_lengths, batch_size, num_seeds, padded, chunk, mesh,
-            bilevel=None):
+            probes=None, bilevel=None):
     x_star = problem.solution(theta)
     jac_star = problem.solution_jacobian(theta)
     value_star = problem.objective(x_star, theta)
     hypergradient_star = None if bilevel is None else bilevel.hypergradient(theta)
     # Padding seeds repeat real keys; their statistics are dropped before the reduction.
     keys = jax.random.split(key, num_seeds)[jnp.arange(padded) % num_seeds]
-    advance = stepwise_advance(METHOD, MinibatchSGD(problem, schedule, batch_size), theta)
+    sgd = MinibatchSGD(problem, schedule, batch_size)
 
-    def statistics(state, k, index):
-        x, tangents = state  # tangents = Jᵀ, compared in their own (contiguous) layout
+    def statistics(state, target, weight):
+        # Without probes: tangents = Jᵀ against target = J*ᵀ, weight 1, compared in their
+        # own (contiguous) layout. With probes: rows J_k vᵢ against J* vᵢ, weight 1/m.
+        x, tangents = state
+        per_row = jnp.sum((tangents - target) ** 2, axis=1)
         values = [
             jnp.sum((x - x_star) ** 2),
-            jnp.sum((tangents - jac_star.T) ** 2),
+            weight * jnp.sum(per_row),
             problem.objective(x, theta) - value_star,
-            jnp.sum((tangents - jac_star.T) * jac_star.T),
+            weight * jnp.sum((tangents - target) * target),
         ]
         if bilevel is not None:
             # The unrolled hypergradient ∇θG(x_k) + J_kᵀ∇ₓG(x_k) against the exact one.
             outer_x, outer_theta = bilevel.outer_gradients(x, theta)
             values.append(jnp.sum((outer_theta + tangents @ outer_x - hypergradient_star) ** 2))
-        return jnp.stack(values)
+        probe_spread = jnp.var(per_row, ddof=1) if probes is not None and probes.count > 1 else None
+        return jnp.stack(values), probe_spread
 
-    def on_device(local_keys):
+    def one_seed(key):
         # Each device's iterates are its own ("varying" over the mesh). Left invariant,
         # the gradient in x would be transposed into a sum over devices.
-        initial_state = jax.tree.map(lambda leaf: lax.pcast(leaf, SEED_AXIS, to="varying"),
-                                     (x_init, METHOD.init(x_init, theta)))
-        def one_seed(key):
-            return iterate_segments(advance, initial_state, key, segment_lengths, statistics)[1]
+        def varying(tree):
+            return jax.tree.map(lambda leaf: leaf if SEED_AXIS in jax.typeof(leaf).manual_axis_type.varying
+                                else lax.pcast(leaf, SEED_AXIS, to="varying"), tree)
 
+        theta_ = theta
+        if probes is None:
+            method, target, weight = METHOD, jac_star.T, 1.0
+        else:
+            # The probes come from the seed's key, so they vary over the mesh, and θ, which
+            # they are tangent to, must too (as must probes that ignore the key).
+            directions, theta_ = varying(probes.draw(key, theta.shape[0])), varying(theta)
+            method, target, weight = DirectionalTangents(directions), directions @ jac_star.T, 1.0 / probes.count
+        state = varying((x_init, method.init(x_init, theta)))
+        records = iterate_segments(stepwise_advance(method, sgd, theta_), state, key, segment_lengths,
+                                   lambda state, k, index: statistics(state, target, weight))[1]
+        sketch_sq = None if probes is None else weight * jnp.sum(target**2)
+        return records, sketch_sq
+
+    def on_device(local_keys):
         chunks = local_keys.reshape(-1, chunk)
         per_seed = lax.map(jax.vmap(one_seed), chunks)
-        return per_seed.reshape(local_keys.shape[0], *per_seed.shape[2:])
+        return jax.tree.map(lambda leaf: leaf.reshape(local_keys.shape[0], *leaf.shape[2:]), per_seed)
 
-    per_seed = jax.shard_map(on_device, mesh=mesh, in_specs=PartitionSpec(SEED_AXIS),
-                             out_specs=PartitionSpec(SEED_AXIS))(keys)[:num_seeds]
+    (per_seed, probe_spread), sketch_sq = jax.shard_map(on_device, mesh=mesh, in_specs=PartitionSpec(SEED_AXIS),
+                                                         out_specs=PartitionSpec(SEED_AXIS))(keys)
     # Gathered to every device (S × C × 4 numbers): each process reduces them on the host
     # in the same order, whatever the number of devices.
-    return lax.with_sharding_constraint(per_seed, NamedSharding(mesh, PartitionSpec()))
+    everywhere = NamedSharding(mesh, PartitionSpec())
+    return jax.tree.map(lambda leaf: lax.with_sharding_constraint(leaf[:num_seeds], everywhere),
+                        (per_seed, probe_spread, sketch_sq))

@@ -202,7 +202,11 @@ def test_bad_scale_options_are_refused():
 
 
 def test_default_chunk_fits_the_cpu_cache_budget_and_takes_everything_elsewhere():
+    fewest, most = curves.CPU_CHUNK_SEEDS
     assert curves.default_chunk(256, 64, 64, "cpu") == curves.CPU_CHUNK_BYTES // (8 * 64 * 64)
+    assert curves.default_chunk(256, 64, 2, "cpu") == most
+    assert curves.default_chunk(200, 64, 2, "cpu") == 100     # two even chunks, not 128 + 72 (+ 56 padding)
+    assert curves.default_chunk(256, 256, 256, "cpu") == fewest
     assert curves.default_chunk(3, 64, 64, "cpu") == 3
-    assert curves.default_chunk(10, 4096, 4096, "cpu") == 1
+    assert curves.default_chunk(10, 4096, 4096, "cpu") == 1    # 128 MiB a seed: one at a time
     assert curves.default_chunk(256, 64, 64, "gpu") == 256
