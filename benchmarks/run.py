@@ -1,12 +1,12 @@
 """Run the whole benchmark suite, one script per process, and summarise the targets.
 
-    python benchmarks/run.py            # everything (about 15 minutes on 2 cores)
+    python benchmarks/run.py            # everything (about 25 minutes on 2 cores)
     python benchmarks/run.py --quick    # smaller runs of every script (about 5 minutes)
 
 Scripts: `error_curves.py` (once with one CPU device and, on a machine with several
 cores, once more with every core exposed as a device, `JAX_NUM_CPU_DEVICES`),
 `memory.py`, `unrolled.py`, `dsgd.py`, `estimators.py`, `smoothing.py`, `constants.py`,
-`exact_curves.py`.
+`exact_curves.py`, `efficiency.py`.
 Each prints its own table with ratios measured in the same run; the summary at the end
 collects the lines that start with `RESULT` and checks them against the targets.
 """
@@ -33,6 +33,7 @@ FULL = [
     ("smoothing.py", [], {}),
     ("constants.py", [], {}),
     ("exact_curves.py", [], {}),
+    ("efficiency.py", [], {}),
 ]
 QUICK = [
     ("error_curves.py", ["--seeds", "64", "--loop-steps", "100"], {}),
@@ -44,6 +45,7 @@ QUICK = [
     ("smoothing.py", ["--repeats", "2"], {}),
     ("constants.py", ["--quick"], {}),
     ("exact_curves.py", ["--quick"], {}),
+    ("efficiency.py", ["--dims", "64", "--seeds", "64", "--steps", "2000", "--probes"], {}),
 ]
 
 # (pattern in a RESULT line, description, test of the captured number)
@@ -62,6 +64,10 @@ TARGETS = [
      "exact_curves least squares, d = p = 20, n = 200, K = 1e5 ≤ 60 s", lambda v: v <= 60),
     (r"exact_curves weighted_ridge at d = p = 20, n = 200, K = 100,000 = ([\d.]+) s",
      "exact_curves weighted ridge, d = p = 20, n = 200, K = 1e5 ≤ 60 s", lambda v: v <= 60),
+    (r"sketched/full work-normalised variance at p = 64 = ([\d.]+)",
+     "sketched / full work-normalised variance, p = 64 ≤ 0.6", lambda v: v <= 0.6),
+    (r"sketched/full work-normalised variance at p = 256 = ([\d.]+)",
+     "sketched / full work-normalised variance, p = 256 ≤ 0.3", lambda v: v <= 0.3),
 ]
 
 
