@@ -45,8 +45,7 @@ def hand_written_baseline(problem, theta, alpha, key, num_seeds, steps):
 
     def trajectory(theta, key):
         def sgd(k, x):
-            bits = jax.random.bits(jax.random.fold_in(key, k), (1,), jnp.uint64)
-            index = bits % jnp.uint64(features.shape[0])   # the library's draw (problems uniform_indices)
+            index = jax.random.randint(jax.random.fold_in(key, k), (1,), 0, features.shape[0])
             a, y = features[index], targets[index]
             gradient = jax.grad(lambda x: jnp.mean(0.5 * (a @ x - y) ** 2) + 0.5 * jnp.sum(theta * x**2))(x)
             return x - alpha * gradient

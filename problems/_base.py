@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
-from jaxtyping import Array, Float, Int, PyTree, Real
+from jaxtyping import Array, Float, PyTree, Real
 
 from problems.pytrees import pytree_dataclass, static
 from problems.validation import KeyLike, as_key, as_theta, check_batch_size
@@ -162,9 +162,9 @@ class FiniteSumProblem(abc.ABC):
         return as_theta(theta, self.param_dim, self._check_theta_values)
 
     def sample(self, key: KeyLike, batch_size: int) -> PyTree:
-        """A minibatch of `batch_size` samples drawn uniformly with replacement (`uniform_indices`)."""
+        """A minibatch of `batch_size` samples drawn uniformly with replacement."""
         check_batch_size(batch_size)
-        index = uniform_indices(as_key(key), batch_size, self.n_samples)
+        index = jax.random.randint(as_key(key), (batch_size,), 0, self.n_samples)
         return jax.tree_util.tree_map(lambda leaf: leaf[index], self.data)
 
     def loss(self, x: Float[Array, " d"], theta: Float[Array, " p"], batch: PyTree) -> Float[Array, ""]:
@@ -194,19 +194,6 @@ class FiniteSumProblem(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{self.name}(n_samples={self.n_samples}, dim={self.dim}, param_dim={self.param_dim})"
-
-
-def uniform_indices(key: KeyLike, batch_size: int, n: int) -> Int[Array, " b"]:
-    """`batch_size` indices drawn uniformly from `{0, …, n − 1}` with replacement: 64 random
-    bits each (`jax.random.bits`, one hash per key), reduced mod n.
-
-    The reduction favours the first `2⁶⁴ mod n` indices by at most `n/2⁶⁴` in relative
-    probability (5e-17 for n = 1,000, below float64's resolution), so the exact moment
-    dynamics of uniform sampling (`rates.exact`) hold to rounding. `jax.random.randint`
-    hashes three times per key (a split, then two draws for its range reduction); on small
-    problems that made it half the cost of an SGD step."""
-    bits = jax.random.bits(as_key(key), (batch_size,), jnp.uint64)
-    return (bits % jnp.uint64(n)).astype(jnp.int64)
 
 
 # Jitted once per problem class and shape: a problem is a pytree, so new data of the

@@ -108,9 +108,12 @@ def default_probe_count(param_dim: int, step_cost: float = STEP_COST,
 
     ρ cannot be learnt cheaply before a run: σ_s² is the variance of a trace, whose
     fluctuations cancel over θ's directions, and a few sketched seeds see it only under
-    σ_p²/m. The model is measured (`benchmarks/efficiency.py`, weighted ridge: ρ = 12 at
-    p = 64 and 31 at p = 256); the choice is forgiving, since within a factor 2 of the best
-    m the work-normalised variance is within about 12% of its minimum."""
+    σ_p²/m. (Probes shared by the seeds of a pilot do not help either: the spread of a
+    fixed quadratic form over seeds overstates σ_s² two- to fivefold.) The model is
+    measured on weighted ridge at K = 5,000 with constant steps 1/(2L): ρ = 11–12 at p = 64
+    and 9.8 at p = 256 (`benchmarks/efficiency.py`), against 14 and 31 in an earlier
+    measurement with 16–32 seeds. The choice is forgiving: within a factor 2 of the best m
+    the work-normalised variance is within about 12% of its minimum."""
     rho = NOISE_RATIO_PER_ROOT_P * np.sqrt(param_dim) if noise_ratio is None else noise_ratio
     return optimal_probe_count(1.0, rho, param_dim, step_cost)
 

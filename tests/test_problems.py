@@ -15,11 +15,9 @@ from helpers import (
     relative_error,
 )
 from hypothesis import given
-from scipy import stats
 
 import derivatives
 import problems
-from problems._base import uniform_indices
 from problems.strategies import EXACT_KINDS, log_cosh_ridge_loss, problems_and_thetas
 
 
@@ -372,21 +370,3 @@ def test_generators_require_float64():
             "from_loss": lambda: problems.from_loss(log_cosh_ridge_loss, ([[1.0]], [1.0]), [0.1], dim=1),
         }
     """)
-
-
-def _uniformity_p_value(indices, n):
-    counts = np.bincount(np.asarray(indices), minlength=n)
-    return stats.chisquare(counts).pvalue
-
-
-def test_uniform_indices_are_uniform_and_the_test_sees_a_bias():
-    # 200,000 draws over n = 7: a χ² test with 6 degrees of freedom that rejects below
-    # p = 1e-6, its false-failure probability. Sending 2% of the draws to index 0 (about
-    # 3,400 draws too many there and 570 too few at each other index: χ² ≈ 480) must be
-    # rejected.
-    n, draws = 7, 200_000
-    indices = uniform_indices(jax.random.key(3), draws, n)
-    assert indices.dtype == jnp.int64 and int(indices.min()) >= 0 and int(indices.max()) < n
-    assert _uniformity_p_value(indices, n) > 1e-6
-    favoured = jnp.where(jax.random.uniform(jax.random.key(4), (draws,)) < 0.02, 0, indices)
-    assert _uniformity_p_value(favoured, n) < 1e-6
