@@ -222,8 +222,8 @@ def error_curves(
     - `mesh`: the devices to split the seeds over, a one-axis mesh named `"seeds"`
       (default `seed_mesh()`: all devices, across hosts under `jax.distributed`).
     - `seeds_per_chunk`: how many seeds each device advances together. Default: on a
-      CPU, as many as keep their Jacobians within 2 MiB; on an accelerator, all of
-      that device's seeds. S is padded up to a multiple of (devices × chunk) with
+      CPU, as many as keep their Jacobians within 1 MiB, 16 to 128 seeds (`default_chunk`);
+      on an accelerator, all of that device's seeds. S is padded up to a multiple of (devices × chunk) with
       repeated keys whose results are discarded.
     - `jacobian_probes`: m, to sketch `jacobian_error` with m random probes per seed
       (`rates.probes`): each seed carries `J_k vᵢ` for its own `vᵢ ∈ Rᵖ` (drawn from its
@@ -233,7 +233,7 @@ def error_curves(
       carries the full Jacobian. The other statistics are unchanged. `"auto"`:
       `rates.probes.default_probe_count(p)`, the m of least variance × cost under a
       measured model of the two noises, or the full Jacobian where that is cheaper
-      (always for p < 32).
+      (always for p ≤ 16).
     - `probe_distribution`: `"rademacher"` (the default; never a larger variance),
       `"gaussian"`, or a function `(key, shape) ↦ array` with `E[v vᵀ] = I`.
 
