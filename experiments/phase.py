@@ -470,7 +470,8 @@ def check_claim(steps, values, claim: Claim, *, gamma: float | None, start: floa
 
 @dataclasses.dataclass(frozen=True)
 class PhasePoint:
-    """One problem at one aμ: the schedule, the run and both checks."""
+    """One problem at one aμ: the schedule, the run and both checks. `seconds`: the wall time
+    of the batch of exact runs the point was computed in (`run_points`)."""
 
     problem: str
     a_mu: float
@@ -518,10 +519,18 @@ def check_point(problem: Problem, name: str, constants: Spectrum, a_mu: float, c
 def run_point(problem: Problem, constants: Spectrum, a_mu: float, num_steps: int, checkpoints_per_decade: int,
               ) -> Curves:
     """The exact curves at aμ: `αₖ = a/(k + k0)`, `a = aμ/μ`, `k0 = 2aL`, b = 1, x₀ = 0."""
-    a = a_mu / constants.mu
+    return run_points(problem, constants, (a_mu,), num_steps, checkpoints_per_decade)[0]
+
+
+def run_points(problem: Problem, constants: Spectrum, a_mus: tuple[float, ...], num_steps: int,
+               checkpoints_per_decade: int) -> list[Curves]:
+    """`run_point` at each of `a_mus`, as one batch of `rates.exact.moment_curves_batch`
+    (the runs share one loop over steps)."""
     count = round(checkpoints_per_decade * math.log10(num_steps)) + 1
-    return rates.exact_curves(problem, step_size=rates.inverse_time(a, 2 * a * constants.L), num_steps=num_steps,
-                              num_checkpoints=count)
+    schedules = [rates.inverse_time(a_mu / constants.mu, 2 * a_mu / constants.mu * constants.L) for a_mu in a_mus]
+    dynamics = exact.affine_dynamics(problem)
+    return exact.moment_curves_batch([dynamics] * len(a_mus), step_sizes=schedules, num_steps=num_steps,
+                                     num_checkpoints=count)
 
 
 # ----------------------------------------------------------------------------- the diagram
@@ -754,15 +763,21 @@ def run(settings: PhaseSettings, progress: Progress = SILENT, cases: tuple[Case,
         problem = case.make(settings.conditioning)
         constants = spectrum(problem)
         summaries.append(ProblemSummary(case.name, case.description, constants))
-        for a_mu in settings.grid:
-            critical = _critical(a_mu) and constants.coupled and settings.critical_steps is not None
-            num_steps = settings.critical_steps if critical else settings.num_steps
+        lengths = {a_mu: (settings.critical_steps if _critical(a_mu) and constants.coupled
+                          and settings.critical_steps is not None else settings.num_steps) for a_mu in settings.grid}
+        # One batch per run length; the points keep the order of the grid.
+        done = {}
+        for num_steps in sorted(set(lengths.values())):
+            batch = tuple(a_mu for a_mu in settings.grid if lengths[a_mu] == num_steps)
             began = time.perf_counter()
-            curves = run_point(problem, constants, a_mu, num_steps, settings.checkpoints_per_decade)
+            curves = run_points(problem, constants, batch, num_steps, settings.checkpoints_per_decade)
             seconds = time.perf_counter() - began
-            points.append(check_point(problem, case.name, constants, a_mu, curves,
-                                      window_decades=settings.window_decades, seconds=seconds))
-            progress.advance(f"{case.name} aμ={a_mu:g} K={num_steps:.0e} ({seconds:.0f} s)")
+            for a_mu, curve in zip(batch, curves):
+                done[a_mu] = check_point(problem, case.name, constants, a_mu, curve,
+                                         window_decades=settings.window_decades, seconds=seconds)
+                progress.advance(f"{case.name} aμ={a_mu:g} K={num_steps:.0e} ({seconds:.0f} s, {len(batch)} in the "
+                                 f"batch)")
+        points += [done[a_mu] for a_mu in settings.grid]
     return PhaseDiagram(settings, tuple(summaries), tuple(points), time.perf_counter() - start)
 
 
@@ -814,5 +829,6 @@ __all__ = [
     "run",
     "run_phase_diagram",
     "run_point",
+    "run_points",
     "spectrum",
 ]

@@ -30,6 +30,9 @@ entry (a gradient affine in x has Hessians independent of x).
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -37,7 +40,7 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array, ArrayLike, Float, Int, Real
 
-from derivatives.schedules import Schedule, StepSize, as_schedule
+from derivatives.schedules import Constant, Schedule, StepSize, as_schedule
 from derivatives.sgd import check_run, divergence_error
 from problems import Problem
 from problems.pytrees import pytree_dataclass, static
@@ -54,6 +57,11 @@ OPERATOR_MAX_DIM = 48
 
 # Steps taken per pass of the inner loop: a small state spends most of a step in loop overhead.
 UNROLL = 8
+
+# Moment states of at most this many numbers move by the dense `MomentOperator` (two
+# matrix–vector products a step, and matrix powers for a constant step); larger ones by the
+# structured step, whose cost grows more slowly with d.
+DENSE_MAX_STATE = 400
 
 
 class NotAffineError(ValueError):
@@ -326,9 +334,13 @@ def exact_curves(
     **Arguments:** as `rates.error_curves` (`batch_size=None`: full-batch gradient descent),
     without seeds or key.
 
-    **Cost** per step: O((p + 2)·d⁴) for d ≤ `OPERATOR_MAX_DIM` (one matrix product with the
-    stored Hessian-noise operator), else O((p + 2)·n·d³); without coupling (least squares,
-    any problem whose Hessians do not depend on θ), p + 2 becomes 2.
+    **Cost.** The recursion carries n = d + dp + (2 + p)d² numbers (`state_size`; without
+    coupling — least squares, any problem whose Hessians do not depend on θ — 2d² instead of
+    (2 + p)d²). For n ≤ `DENSE_MAX_STATE` it runs as `MomentOperator`: two n×n
+    matrix–vector products a step, and for a constant step O(n³·log K) in all (binary powers
+    of the step's matrix, then at most log₂K products per checkpoint). Larger states take
+    the structured step: O((p + 2)·d⁴) per step for d ≤ `OPERATOR_MAX_DIM` (the stored
+    Hessian-noise operator), else O((p + 2)·N·d³) for N samples.
 
     **Raises:** `NotAffineError` for a problem whose per-sample gradients are not affine in
     x; as `error_curves` for bad arguments; `DivergenceError` if the moments become infinite.
@@ -353,51 +365,193 @@ def moment_curves(dynamics: AffineDynamics, *, step_size: StepSize, num_steps: i
 
     **Raises:** `FloatingPointError` naming the first checkpoint whose moments are not finite.
     """
-    schedule = as_schedule(step_size)
+    return moment_curves_batch([dynamics], step_sizes=[step_size], num_steps=num_steps, batch_size=batch_size,
+                               num_checkpoints=num_checkpoints, x_init=x_init)[0]
+
+
+def moment_curves_batch(dynamics: Sequence[AffineDynamics], *, step_sizes: Sequence[StepSize], num_steps: int,
+                        batch_size: int | None = 1, num_checkpoints: int = 32,
+                        x_init: Float[ArrayLike, " d"] | None = None) -> list[Curves]:
+    """`moment_curves` for several runs of the same shapes at once, one per pair of
+    `dynamics[i]` (variants of one problem's coefficients, `AffineDynamics.with_noise_scaled`)
+    and `step_sizes[i]` (schedules of one kind), in one compiled loop: a small moment state
+    costs a step mostly in loop overhead, which the runs then share.
+
+    **Raises:** `ValueError` for sequences of different lengths or runs of different
+    shapes; `FloatingPointError` as `moment_curves`.
+    """
+    dynamics, schedules = list(dynamics), [as_schedule(step) for step in step_sizes]
+    if len(dynamics) != len(schedules) or not dynamics:
+        raise ValueError(f"need one step size per dynamics, got {len(dynamics)} dynamics and "
+                         f"{len(schedules)} step sizes")
+    try:
+        stacked_dynamics, stacked_schedules = (jax.tree.map(lambda *leaves: jnp.stack(leaves), *runs)
+                                               for runs in (dynamics, schedules))
+    except ValueError as error:
+        raise ValueError(f"the runs of a batch must have the same shapes and kinds of schedule: {error}") from None
     num_steps = check_count(num_steps, "num_steps", minimum=0)
     check_count(num_checkpoints, "num_checkpoints", minimum=2)
-    x_init = jnp.zeros(dynamics.dim) if x_init is None else jnp.asarray(x_init, jnp.float64)
+    x_init = jnp.zeros(dynamics[0].dim) if x_init is None else jnp.asarray(x_init, jnp.float64)
     steps = checkpoints(num_steps, num_checkpoints)
-    segment_lengths = jnp.asarray(np.diff(steps, prepend=0), dtype=jnp.int64)
+    lengths = np.diff(steps, prepend=0)
     inverse_batch = jnp.asarray(0.0 if batch_size is None else 1.0 / check_count(batch_size, "batch_size"))
-    values = np.asarray(_exact(dynamics, schedule, x_init, segment_lengths, inverse_batch))
-    nonfinite = ~np.all(np.isfinite(values), axis=1)
-    if nonfinite.any():
-        raise FloatingPointError(f"from the checkpoint k = {int(steps[np.argmax(nonfinite)])} on")
+    values = np.asarray(_exact_batch(stacked_dynamics, stacked_schedules, x_init,
+                                     jnp.asarray(lengths, dtype=jnp.int64), inverse_batch,
+                                     max_bits=-(-max(1, int(lengths.max()).bit_length()) // 8) * 8,
+                                     dense=state_size(dynamics[0]) <= DENSE_MAX_STATE))
     zeros = np.zeros(len(steps))
-    return Curves(
-        steps=steps,
-        **{name: values[:, i] for i, name in enumerate(STATISTICS)},
-        **{f"{name}_se": zeros for name in STATISTICS},
-        num_seeds=None,
-        batch_size=batch_size,
-    )
+    curves = []
+    for run in values:
+        nonfinite = ~np.all(np.isfinite(run), axis=1)
+        if nonfinite.any():
+            raise FloatingPointError(f"from the checkpoint k = {int(steps[np.argmax(nonfinite)])} on")
+        curves.append(Curves(steps=steps, **{name: run[:, i] for i, name in enumerate(STATISTICS)},
+                             **{f"{name}_se": zeros for name in STATISTICS}, num_seeds=None, batch_size=batch_size))
+    return curves
 
 
-@jax.jit
+def _state_parts(dynamics: AffineDynamics) -> tuple[str, ...]:
+    """The moments that move: `C` only with coupling (without it, it stays zero and unused)."""
+    return ("m", "N", "P", "C", "Q") if dynamics.coupled else ("m", "N", "P", "Q")
+
+
+def _flatten(moments: ExactMoments, parts: tuple[str, ...]) -> Float[Array, " n"]:
+    return jnp.concatenate([getattr(moments, name).reshape(-1) for name in parts])
+
+
+def _unflatten(state: Float[Array, " n"], template: ExactMoments, parts: tuple[str, ...]) -> ExactMoments:
+    values, offset = {}, 0
+    for name in parts:
+        shape = getattr(template, name).shape
+        size = math.prod(shape)
+        values[name] = state[offset:offset + size].reshape(shape)
+        offset += size
+    return dataclasses.replace(template, **values)
+
+
+@pytree_dataclass
+class MomentOperator:
+    """The moment recursion as matrices: with the moments flattened into one vector s (m, N,
+    P, C, Q in that order; C only with coupling), a step of size α is
+
+        s′ = s + α·(A s) + α²·(B s + c)
+
+    exactly (`ExactMoments.step` is affine in the moments and a polynomial of degree 2 in α:
+    the contraction I − αH̄ appears at most twice in a term, the noise with α²/b). `linear` A,
+    `quadratic` B (n, n) and `drive` c are its Taylor coefficients in α, taken by automatic
+    differentiation of the step itself, so they are the step's own arithmetic. A state of
+    n ≤ `DENSE_MAX_STATE` numbers then moves by two matrix–vector products a step, and a
+    constant step by matrix powers (`_powers`)."""
+
+    linear: Float[Array, "n n"]
+    quadratic: Float[Array, "n n"]
+    drive: Float[Array, " n"]
+
+    def step(self, state: Float[Array, " n"], alpha: Float[Array, ""]) -> Float[Array, " n"]:
+        return state + alpha * (self.linear @ state) + alpha**2 * (self.quadratic @ state + self.drive)
+
+    def matrix(self, alpha: Float[Array, ""]) -> Float[Array, "m m"]:
+        """The step of size α as one matrix acting on `(s, 1)` (m = n + 1)."""
+        n = self.drive.shape[0]
+        top = jnp.concatenate([jnp.eye(n) + alpha * self.linear + alpha**2 * self.quadratic,
+                               (alpha**2 * self.drive)[:, None]], axis=1)
+        return jnp.concatenate([top, jnp.eye(1, n + 1, n)], axis=0)
+
+
+def moment_operator(dynamics: AffineDynamics, inverse_batch: Float[ArrayLike, ""],
+                    template: ExactMoments) -> MomentOperator:
+    """The `MomentOperator` of `dynamics` with batches of `1/inverse_batch` samples."""
+    parts = _state_parts(dynamics)
+    inverse_batch = jnp.asarray(inverse_batch, jnp.float64)
+
+    def step(state, alpha):
+        return _flatten(_unflatten(state, template, parts).step(dynamics, alpha, inverse_batch), parts)
+
+    zero_state = jnp.zeros_like(_flatten(template, parts))
+    zero = jnp.asarray(0.0)
+    slope = jax.jacfwd(step, argnums=1)                    # A s + 2α(B s + c)
+    curvature = jax.jacfwd(slope, argnums=1)               # 2(B s + c)
+    return MomentOperator(linear=jax.jacfwd(slope)(zero_state, zero),
+                          quadratic=0.5 * jax.jacfwd(curvature)(zero_state, zero),
+                          drive=0.5 * curvature(zero_state, zero))
+
+
+def _powers(matrix: Float[Array, "n n"], count: int) -> Float[Array, "count n n"]:
+    """`matrix^(2^j)` for j < count, by repeated squaring."""
+    def square(power, _):
+        return power @ power, power
+
+    return lax.scan(square, matrix, None, length=count)[1]
+
+
+def state_size(dynamics: AffineDynamics) -> int:
+    """How many numbers the moment recursion of `dynamics` carries (`MomentOperator`'s n)."""
+    d, p = dynamics.jac_star.shape
+    return d + d * p + d * d * (2 + (p if dynamics.coupled else 0))
+
+
 def _exact(dynamics: AffineDynamics, schedule: Schedule, x_init: Float[Array, " d"],
-           segment_lengths: Int[Array, " C"], inverse_batch: Float[Array, ""]) -> Float[Array, "C 3"]:
-    def advance(k, moments):
-        return moments.step(dynamics, schedule(k), inverse_batch)
+           segment_lengths: Int[Array, " C"], inverse_batch: Float[Array, ""], max_bits: int, dense: bool,
+           ) -> Float[Array, "C 3"]:
+    """The statistics at the checkpoints (`segment_lengths` apart): by `MomentOperator` if
+    `dense` (a small state), else by the structured step (`ExactMoments.step`); with the
+    operator, a constant step moves by the binary powers of its matrix (segments of up to
+    `2^max_bits − 1` steps, in at most `max_bits` products each)."""
+    initial = ExactMoments.start(dynamics, x_init)
+    parts = _state_parts(dynamics)
+    if not dense:
+        return _stepped(dynamics, schedule, initial, segment_lengths,
+                        lambda k, moments: moments.step(dynamics, schedule(k), inverse_batch),
+                        lambda moments: moments.statistics(dynamics))
+    operator = moment_operator(dynamics, inverse_batch, initial)
 
-    def run(moments, start, length):
-        # UNROLL steps per pass, then the remainder.
-        def block(i, state):
+    def statistics(state):
+        return _unflatten(state, initial, parts).statistics(dynamics)
+
+    if isinstance(schedule, Constant):
+        powers = _powers(operator.matrix(schedule(0)), max_bits)
+
+        def segment(state, length):
+            def apply(j, state_):
+                return jnp.where((length >> j) & 1, powers[j] @ state_, state_)
+
+            state = lax.fori_loop(0, max_bits, apply, state)
+            return state, statistics(state[:-1])
+
+        start = jnp.concatenate([_flatten(initial, parts), jnp.ones(1)])
+        return lax.scan(segment, start, segment_lengths)[1]
+    return _stepped(dynamics, schedule, _flatten(initial, parts), segment_lengths,
+                    lambda k, state: operator.step(state, schedule(k)), statistics)
+
+
+def _stepped(dynamics, schedule, initial, segment_lengths, advance, statistics):
+    """Step by step (`advance(k, state)`), `UNROLL` steps per pass of the loop, recording
+    `statistics(state)` at the end of each segment."""
+    def run(state, start, length):
+        def block(i, state_):
             for j in range(UNROLL):
-                state = advance(start + i * UNROLL + j, state)
-            return state
+                state_ = advance(start + i * UNROLL + j, state_)
+            return state_
 
         blocks = length // UNROLL
-        moments = lax.fori_loop(0, blocks, block, moments)
-        return lax.fori_loop(start + blocks * UNROLL, start + length, advance, moments)
+        state = lax.fori_loop(0, blocks, block, state)
+        return lax.fori_loop(start + blocks * UNROLL, start + length, advance, state)
 
     def segment(carry, length):
-        moments, k = carry
-        moments = run(moments, k, length)
-        return (moments, k + length), moments.statistics(dynamics)
+        state, k = carry
+        state = run(state, k, length)
+        return (state, k + length), statistics(state)
 
-    initial = (ExactMoments.start(dynamics, x_init), jnp.asarray(0, jnp.int64))
-    return lax.scan(segment, initial, segment_lengths)[1]
+    return lax.scan(segment, (initial, jnp.asarray(0, jnp.int64)), segment_lengths)[1]
+
+
+@functools.partial(jax.jit, static_argnames=("max_bits", "dense"))
+def _exact_batch(dynamics: AffineDynamics, schedule: Schedule, x_init: Float[Array, " d"],
+                 segment_lengths: Int[Array, " C"], inverse_batch: Float[Array, ""], max_bits: int, dense: bool,
+                 ) -> Float[Array, "R C 3"]:
+    """`_exact` for a stack of R runs (dynamics and schedules stacked along a leading axis)."""
+    return jax.vmap(_exact, in_axes=(0, 0, None, None, None, None, None))(
+        dynamics, schedule, x_init, segment_lengths, inverse_batch, max_bits, dense)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -474,5 +628,18 @@ def _stationary(dynamics: AffineDynamics, *, scale: float, shift: float, noise: 
                  suboptimality=0.5 * float(np.sum(hessian * P)))
 
 
-__all__ = ["AffineDynamics", "ExactMoments", "Limit", "NotAffineError", "affine_dynamics", "decreasing_limit",
-           "exact_curves", "first_order_plateau", "moment_curves"]
+__all__ = [
+    "AffineDynamics",
+    "ExactMoments",
+    "Limit",
+    "MomentOperator",
+    "NotAffineError",
+    "affine_dynamics",
+    "decreasing_limit",
+    "exact_curves",
+    "first_order_plateau",
+    "moment_curves",
+    "moment_curves_batch",
+    "moment_operator",
+    "state_size",
+]
