@@ -45,7 +45,7 @@ def hand_written_baseline(problem, theta, alpha, key, num_seeds, steps):
 
     def trajectory(theta, key):
         def sgd(k, x):
-            index = jax.random.randint(jax.random.fold_in(key, k), (1,), 0, features.shape[0])
+            index = problems.uniform_indices(jax.random.fold_in(key, k), 1, features.shape[0])
             a, y = features[index], targets[index]
             gradient = jax.grad(lambda x: jnp.mean(0.5 * (a @ x - y) ** 2) + 0.5 * jnp.sum(theta * x**2))(x)
             return x - alpha * gradient

@@ -7,7 +7,7 @@ the package changes no global state, so enable it first: `jax.config.update("jax
 """
 
 from problems import bilevel, programs
-from problems._base import Constants, FiniteSumProblem, Problem
+from problems._base import Constants, FiniteSumProblem, Problem, uniform_indices
 from problems.blackbox import (
     heaviside_sum,
     rank,
@@ -44,5 +44,6 @@ __all__ = [
     "sort_permutation",
     "sorting_task",
     "step",
+    "uniform_indices",
     "weighted_ridge",
 ]

@@ -16,10 +16,28 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
-from jaxtyping import Array, Float, PyTree, Real
+from jaxtyping import Array, Float, Int, PyTree, Real
 
 from problems.pytrees import pytree_dataclass, static
 from problems.validation import KeyLike, as_key, as_theta, check_batch_size
+
+
+def uniform_indices(key: KeyLike, batch_size: int, n: int) -> Int[Array, " b"]:
+    """`batch_size` indices drawn uniformly from `{0, …, n − 1}`, with replacement: `⌊u·n⌋`
+    for `u` uniform on the grid `j·2⁻⁵²` (`jax.random.uniform` in float64).
+
+    One hash of the key per index, where `jax.random.randint` spends four (a split and two
+    draws): in a loop of small SGD steps the draw is most of the work. The probability of
+    each index is `1/n` up to `3·2⁻⁵²` in absolute terms (the `2⁵²` grid points split into
+    `n` runs of `2⁵²/n` points up to one, and the rounding of `u·n` moves at most one point
+    across each boundary of a run), far below anything a Monte Carlo check resolves.
+    """
+    return _index_of_uniform(jax.random.uniform(as_key(key), (batch_size,), dtype=jnp.float64), n)
+
+
+def _index_of_uniform(u: Float[Array, " b"], n: int) -> Int[Array, " b"]:
+    # The clip guards the top of the grid, where u·n could round up to n.
+    return jnp.minimum(jnp.floor(u * n).astype(jnp.int32), n - 1)
 
 
 @pytree_dataclass(repr=False)
@@ -164,7 +182,7 @@ class FiniteSumProblem(abc.ABC):
     def sample(self, key: KeyLike, batch_size: int) -> PyTree:
         """A minibatch of `batch_size` samples drawn uniformly with replacement."""
         check_batch_size(batch_size)
-        index = jax.random.randint(as_key(key), (batch_size,), 0, self.n_samples)
+        index = uniform_indices(key, batch_size, self.n_samples)
         return jax.tree_util.tree_map(lambda leaf: leaf[index], self.data)
 
     def loss(self, x: Float[Array, " d"], theta: Float[Array, " p"], batch: PyTree) -> Float[Array, ""]:

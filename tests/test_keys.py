@@ -30,6 +30,7 @@ BILEVEL = problems.bilevel.ridge_validation(20, 10, 3, per_feature=True)
 ENTRY_POINTS = {
     "problems.FiniteSumProblem.sample": lambda key: RIDGE.sample(key, 3),
     "problems.Problem.sample": lambda key: RIDGE.sample(key, 3),
+    "problems.uniform_indices": lambda key: problems.uniform_indices(key, 3, 20),
     "problems.programs.Program.elbo": lambda key: MIXTURE.elbo(MIXTURE.theta0, key, 16),
     "derivatives.unrolled": lambda key: derivatives.unrolled(RIDGE, RIDGE.theta0, key, step_size=0.01,
                                                              num_steps=5),

@@ -370,3 +370,39 @@ def test_generators_require_float64():
             "from_loss": lambda: problems.from_loss(log_cosh_ridge_loss, ([[1.0]], [1.0]), [0.1], dim=1),
         }
     """)
+
+
+# The minibatch draw: uniform indices, one hash of the key each.
+INDEX_RANGE = 10
+INDEX_DRAWS = 200_000
+# False failure P(χ²₉ > 40.9) = 1e-5 for a uniform draw.
+INDEX_CHI2 = 40.9
+
+
+def index_chi2(indices) -> float:
+    counts = np.bincount(np.asarray(indices), minlength=INDEX_RANGE)
+    assert counts.size == INDEX_RANGE, "an index outside {0, …, n − 1}"
+    expected = INDEX_DRAWS / INDEX_RANGE
+    return float(np.sum((counts - expected) ** 2 / expected))
+
+
+def test_uniform_indices_are_uniform_and_a_biased_draw_is_caught():
+    """200,000 indices over n = 10: Pearson's χ² (9 degrees of freedom) below 40.9, a false
+    failure of 1e-5. The same test rejects a draw that returns index 0 one time in a hundred
+    instead (P(0) = 0.109: χ² about 180 in expectation)."""
+    key = jax.random.key(12)
+    indices = problems.uniform_indices(key, INDEX_DRAWS, INDEX_RANGE)
+    assert indices.dtype == jnp.int32
+    assert index_chi2(indices) < INDEX_CHI2
+    replaced = jax.random.uniform(jax.random.key(13), (INDEX_DRAWS,)) < 0.01
+    assert index_chi2(jnp.where(replaced, 0, indices)) > INDEX_CHI2
+
+
+def test_uniform_indices_stay_in_range_at_the_top_of_the_grid():
+    """The grid's ends: u = 0 maps to 0 and u = 1 − 2⁻⁵², the largest draw, to n − 1, for
+    n up to the int32 limit (no index n)."""
+    from problems._base import _index_of_uniform
+
+    ends = jnp.asarray([0.0, 1.0 - 2.0**-52])
+    for n in (1, 3, 10, 1000, 2**31 - 1):
+        assert _index_of_uniform(ends, n).tolist() == [0, n - 1]

@@ -73,7 +73,7 @@ def numpy_reference(problem, theta, key, alpha, num_steps, batch_size):
     jac = np.zeros((problem.dim, theta.size))
     for k in range(num_steps):
         # The documented sampling contract: indices from fold_in(key, k), uniform with replacement.
-        index = np.asarray(jax.random.randint(jax.random.fold_in(key, k), (batch_size,), 0, features.shape[0]))
+        index = np.asarray(problems.uniform_indices(jax.random.fold_in(key, k), batch_size, features.shape[0]))
         a, y, g = features[index], targets0[index] + target_jac[index] @ theta, target_jac[index]
         gradient = a.T @ (a @ x - y) / batch_size
         jac_step = (a.T @ a @ jac - a.T @ g) / batch_size
