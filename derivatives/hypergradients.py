@@ -40,10 +40,12 @@ The rates of each method's error against the exact `h` are in `docs/theory.md`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol, TypeAlias, runtime_checkable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, PyTree, Real
 
 from derivatives.schedules import StepSize, as_schedule
@@ -198,6 +200,16 @@ class Neumann:
                                  self.num_iterations)
         return from_adjoint(bilevel, x, theta, adjoint)
 
+    def estimates(self, bilevel, theta, key, x, counts: Int[ArrayLike, " n"] | Sequence[int]) -> Float[Array, "n p"]:
+        """`estimate` with `num_iterations = k` for every k of `counts`, in one pass
+        (`neumann_partial_sums`)."""
+        x = _at(bilevel, theta, x)
+        outer_x, _ = bilevel.outer_gradients(x, theta)
+        alpha = _step_size(bilevel.inner, theta, self.step_size)
+        adjoints = neumann_partial_sums(lambda v: hessian_vector_product(bilevel.inner, x, theta, v), outer_x,
+                                        alpha, counts)
+        return jax.vmap(lambda adjoint: from_adjoint(bilevel, x, theta, adjoint))(adjoints)
+
     def cost(self, dim, param_dim):
         return Cost(self.num_iterations, 2, None, "O(d)")
 
@@ -206,12 +218,36 @@ def neumann_series(operator, right_hand_side: Float[Array, " d"], alpha: Float[A
                    num_iterations: Int[ArrayLike, ""], operators=None) -> Float[Array, " d"]:
     """`α Σ_{j<k} (I − αA)^j b`, the truncated Neumann series of `A⁻¹b`; with `operators`,
     a function `j ↦ operator` (a different, e.g. minibatch, `A_j` per term)."""
+    body = _neumann_term(operator, alpha, operators)
+    return jax.lax.fori_loop(0, num_iterations, body, (jnp.zeros_like(right_hand_side), right_hand_side))[0]
+
+
+def neumann_partial_sums(operator, right_hand_side: Float[Array, " d"], alpha: Float[ArrayLike, ""],
+                         counts: Int[ArrayLike, " n"] | Sequence[int], operators=None) -> Float[Array, "n d"]:
+    """`neumann_series` truncated at every k of `counts` (concrete integers ≥ 0), from one
+    pass of `max(counts)` terms: a shorter series is the start of a longer one, so all of
+    them cost what the longest does alone (a `vmap` over k would pay `Σ k`)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    if counts.ndim != 1 or counts.size == 0 or np.any(counts < 0):
+        raise ValueError(f"counts must be a non-empty sequence of integers >= 0, got {counts.tolist()}")
+    body = _neumann_term(operator, alpha, operators)
+
+    def record(state, j):
+        return body(j, state), state[0]
+
+    start = (jnp.zeros_like(right_hand_side), right_hand_side)
+    last, totals = jax.lax.scan(record, start, jnp.arange(int(counts.max()), dtype=jnp.int64))
+    return jnp.concatenate([totals, last[0][None]])[counts]
+
+
+def _neumann_term(operator, alpha, operators):
+    """The step `(Σ, t) ↦ (Σ + αt, t − αA_j t)` of the series, at term j."""
     def body(j, state):
         total, term = state
         apply = operator if operators is None else operators(j)
         return total + alpha * term, term - alpha * apply(term)
 
-    return jax.lax.fori_loop(0, num_iterations, body, (jnp.zeros_like(right_hand_side), right_hand_side))[0]
+    return body
 
 
 @pytree_dataclass
@@ -258,16 +294,28 @@ class StochasticNeumann:
 
     def estimate(self, bilevel, theta, key, x):
         x = _at(bilevel, theta, x)
-        inner = bilevel.inner
         outer_x, _ = bilevel.outer_gradients(x, theta)
-        alpha = _step_size(inner, theta, self.step_size)
+        alpha = _step_size(bilevel.inner, theta, self.step_size)
+        adjoint = neumann_series(None, outer_x, alpha, self.num_iterations, self._operators(bilevel, theta, key, x))
+        return from_adjoint(bilevel, x, theta, adjoint)
+
+    def estimates(self, bilevel, theta, key, x, counts: Int[ArrayLike, " n"] | Sequence[int]) -> Float[Array, "n p"]:
+        """`estimate` with `num_iterations = k` for every k of `counts`, with the same key, in
+        one pass (`neumann_partial_sums`): term j's minibatch depends on j alone."""
+        x = _at(bilevel, theta, x)
+        outer_x, _ = bilevel.outer_gradients(x, theta)
+        alpha = _step_size(bilevel.inner, theta, self.step_size)
+        adjoints = neumann_partial_sums(None, outer_x, alpha, counts, self._operators(bilevel, theta, key, x))
+        return jax.vmap(lambda adjoint: from_adjoint(bilevel, x, theta, adjoint))(adjoints)
+
+    def _operators(self, bilevel, theta, key, x):
+        inner = bilevel.inner
 
         def operators(j):
             batch = inner.sample(jax.random.fold_in(key, j), self.batch_size)
             return lambda v: hessian_vector_product(inner, x, theta, v, batch)
 
-        adjoint = neumann_series(None, outer_x, alpha, self.num_iterations, operators)
-        return from_adjoint(bilevel, x, theta, adjoint)
+        return operators
 
     def cost(self, dim, param_dim):
         return Cost(self.num_iterations, 2, self.batch_size, "O(d)")
@@ -466,5 +514,6 @@ __all__ = [
     "hypergradient",
     "hypergradient_method",
     "inner_gradient",
+    "neumann_partial_sums",
     "neumann_series",
 ]

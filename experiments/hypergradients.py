@@ -232,16 +232,16 @@ def check_conjugate_gradient(name, bilevel, theta, scale) -> Check:
                     else ""))
 
 
-def _reused_minibatch_neumann(bilevel, theta, key, num_iterations, batch_size):
-    """The misstated stochastic series: one minibatch's Hessian for every term, whose
-    expectation `E[(I − αH_B)^j] ≠ (I − αH)^j` is not the Neumann series."""
+def _reused_minibatch_neumann(bilevel, theta, key, counts, batch_size):
+    """The misstated stochastic series at every k of `counts`: one minibatch's Hessian for
+    every term, whose expectation `E[(I − αH_B)^j] ≠ (I − αH)^j` is not the Neumann series."""
     inner = bilevel.inner
     x = inner.solution(theta)
     outer_x, _ = bilevel.outer_gradients(x, theta)
     batch = inner.sample(key, batch_size)
-    adjoint = hg.neumann_series(lambda v: hg.hessian_vector_product(inner, x, theta, v, batch), outer_x,
-                                1.0 / inner.smoothness(theta), num_iterations)
-    return hg.from_adjoint(bilevel, x, theta, adjoint)
+    adjoints = hg.neumann_partial_sums(lambda v: hg.hessian_vector_product(inner, x, theta, v, batch), outer_x,
+                                       1.0 / inner.smoothness(theta), counts)
+    return jax.vmap(lambda adjoint: hg.from_adjoint(bilevel, x, theta, adjoint))(adjoints)
 
 
 def _max_z(samples, expected, scale: float):
@@ -257,17 +257,15 @@ def _max_z(samples, expected, scale: float):
 
 def check_stochastic_neumann(name, bilevel, theta, scale, steps, num_keys, key) -> Check:
     keys = jax.random.split(key, num_keys)
-    counts = jnp.asarray(steps, jnp.int64)
+    counts = np.asarray(steps, np.int64)
     exact = bilevel.hypergradient(theta)
-
-    samples = jax.jit(jax.vmap(lambda k: jax.vmap(
-        lambda c: hg.estimate(bilevel, theta, k, None, hg.StochasticNeumann(c)))(counts)))(keys)
-    expected = jax.jit(jax.vmap(lambda c: hg.estimate(bilevel, theta, None, None, hg.Neumann(c))))(counts)
+    # Every count of a key from one pass (`StochasticNeumann.estimates`).
+    samples = jax.jit(jax.vmap(lambda k: hg.StochasticNeumann(0).estimates(bilevel, theta, k, None, counts)))(keys)
+    expected = jax.jit(lambda: hg.Neumann(0).estimates(bilevel, theta, None, None, counts))()
     tests = len(steps) * bilevel.param_dim
     critical = float(stats.norm.isf(Z_TEST_LEVEL / (2 * tests)))
     z = _max_z(samples, expected, scale)
-    reused = jax.jit(jax.vmap(lambda k: jax.vmap(lambda c: _reused_minibatch_neumann(bilevel, theta, k, c, 1))(
-        counts)))(keys)
+    reused = jax.jit(jax.vmap(lambda k: _reused_minibatch_neumann(bilevel, theta, k, counts, 1)))(keys)
     mse = np.mean(np.sum((np.asarray(samples) - np.asarray(exact)) ** 2, axis=-1), axis=0)
     return Check(name, "stochastic_neumann", "√E‖ĥ_k − h‖²", "k",
                  f"E ĥ_k = Neumann(k) (unbiased): max abs(z) ≤ {critical:.2f}", "independent minibatches",

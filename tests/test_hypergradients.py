@@ -5,6 +5,8 @@ implicit methods with their constants; negative checks show each comparison can 
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -184,6 +186,29 @@ def test_methods_compose_with_jit_and_vmap():
     for theta, value in zip(thetas, batched):
         np.testing.assert_allclose(value, hg.hypergradient(problem, theta, method="cg", num_iterations=5),
                                    rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["per_feature_ridge", "cleaning_logistic"])
+def test_every_count_in_one_pass_is_each_count_on_its_own(name):
+    """`estimates` at counts (0, 1, 7, 7, 30) against `estimate` run at each count, for the
+    Neumann series and the stochastic one with the same key (its term j's minibatch depends
+    on j alone); an off-by-one count (the estimate at k + 1) would differ by a whole term."""
+    problem = FAMILIES[name]()
+    theta, key, counts = problem.theta0, jax.random.key(5), [0, 1, 7, 7, 30]
+    for method in (hg.Neumann(0), hg.StochasticNeumann(0, batch_size=2)):
+        together = method.estimates(problem, theta, key, None, counts)
+        alone = [hg.estimate(problem, theta, key, None, type(method)(count, batch_size=2)
+                             if isinstance(method, hg.StochasticNeumann) else type(method)(count))
+                 for count in counts]
+        np.testing.assert_allclose(together, jnp.stack(alone), rtol=1e-12, atol=1e-15)
+        shifted = hg.estimate(problem, theta, key, None, dataclasses.replace(method, num_iterations=31))
+        assert relative_error(together[-1], shifted) > 1e-6
+
+
+@pytest.mark.parametrize("counts", [[], [-1, 2]])
+def test_partial_sums_reject_bad_counts(counts):
+    with pytest.raises(ValueError, match="counts"):
+        hg.neumann_partial_sums(lambda v: v, jnp.ones(3), 0.5, counts)
 
 
 @pytest.mark.parametrize("method", [hg.Implicit(), hg.ConjugateGradient(4), hg.Neumann(4), hg.FixedPoint(4),
