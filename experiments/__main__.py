@@ -7,17 +7,13 @@
 - `hypergradients --out DIR [--quick]`: every hypergradient method against the exact hypergradient.
 
 Each runs through `experiments.study.write`; the exit status is 0 when every verdict
-passed, 1 otherwise. Compiled programs are kept in JAX's persistent compilation cache
-(`--cache DIR`, default `CACHE`; `--no-cache` for none), so that a second run skips the
-compilations of the first.
+passed, 1 otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import os
 import pathlib
 import sys
 
@@ -44,11 +40,6 @@ HELP = {
 }
 
 
-# Where compiled programs are kept between runs: JAX keys each entry by the program, the
-# JAX version, the backend and its flags, so one directory serves every version.
-CACHE = pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home() / ".cache")) / "sgd-derivative-rates" / "jax"
-
-
 def _prog() -> str:
     """`python -m rates` or `python -m experiments`, whichever was run."""
     launched = pathlib.Path(sys.argv[0])
@@ -63,9 +54,6 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
         command = commands.add_parser(name, help=summary)
         command.add_argument("--out", type=pathlib.Path, required=True, help="output directory")
         command.add_argument("--quick", action="store_true", help=quick)
-        command.add_argument("--cache", type=pathlib.Path, default=CACHE,
-                             help="JAX's persistent compilation cache (default: %(default)s)")
-        command.add_argument("--no-cache", action="store_true", help="compile everything afresh, keep nothing")
     commands.choices["dsgd"].add_argument("--models", nargs="+", default=None, choices=tuple(dsgd.PROTOCOL),
                                           help="a subset of the models")
     return result
@@ -79,30 +67,7 @@ def main(argv=None, prog: str | None = None) -> int:
     settings = chosen.settings(args.quick)
     if getattr(args, "models", None):
         settings = dataclasses.replace(settings, models=tuple(args.models))
-    with _compilation_cache(None if args.no_cache else args.cache):
-        return 0 if study.write(chosen, args.out, settings=settings).passed else 1
-
-
-# Every compilation is kept, however short: a study compiles a few hundred small programs.
-_CACHE_OPTIONS = {"jax_compilation_cache_dir": None, "jax_persistent_cache_min_compile_time_secs": 0.0,
-                  "jax_persistent_cache_min_entry_size_bytes": 0}
-
-
-@contextlib.contextmanager
-def _compilation_cache(directory: pathlib.Path | None):
-    """JAX's persistent compilation cache in `directory` (none for `None`) for the duration,
-    the earlier options restored afterwards (for callers in the same process: tests, notebooks)."""
-    if directory is None:
-        yield
-        return
-    earlier = {name: getattr(jax.config, name) for name in _CACHE_OPTIONS}
-    try:
-        for name, value in (_CACHE_OPTIONS | {"jax_compilation_cache_dir": str(directory)}).items():
-            jax.config.update(name, value)
-        yield
-    finally:
-        for name, value in earlier.items():
-            jax.config.update(name, value)
+    return 0 if study.write(chosen, args.out, settings=settings).passed else 1
 
 
 if __name__ == "__main__":

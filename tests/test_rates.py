@@ -382,29 +382,10 @@ def test_command_line_enables_float64_first(monkeypatch, tmp_path):
     monkeypatch.setattr(experiments.study, "write", write)
     jax.config.update("jax_enable_x64", False)
     try:
-        assert experiments.__main__.main(["report", "--out", str(tmp_path), "--quick", "--no-cache"]) == 0
+        assert experiments.__main__.main(["report", "--out", str(tmp_path), "--quick"]) == 0
     finally:
         jax.config.update("jax_enable_x64", True)
     assert seen == [("rate report", regimes.QUICK, True)]
-
-
-@pytest.mark.parametrize("options, expected", [([], "given"), (["--no-cache"], None)])
-def test_command_line_keeps_compilations_in_the_cache_it_is_given(monkeypatch, tmp_path, options, expected):
-    """`--cache DIR` is JAX's persistent compilation cache while the study runs, and the
-    earlier setting is back afterwards; `--no-cache` leaves the cache off."""
-    seen = []
-
-    def write(study, out, quick=False, settings=None):
-        seen.append(jax.config.jax_compilation_cache_dir)
-        return experiments.study.Written(experiments.study.Outcome(settings, None, 0.0), {"ok": True}, ())
-
-    monkeypatch.setattr(experiments.study, "write", write)
-    before = jax.config.jax_compilation_cache_dir
-    cache = tmp_path / "jax-cache"
-    assert experiments.__main__.main(["report", "--out", str(tmp_path), "--quick", "--cache", str(cache),
-                                      *options]) == 0
-    assert seen == [str(cache) if expected == "given" else before]
-    assert jax.config.jax_compilation_cache_dir == before
 
 
 def test_command_line_passes_a_subset_of_models_in_the_settings(monkeypatch, tmp_path):
@@ -413,8 +394,7 @@ def test_command_line_passes_a_subset_of_models_in_the_settings(monkeypatch, tmp
                         lambda study, out, quick=False, settings=None: seen.append(settings)
                         or experiments.study.Written(experiments.study.Outcome(settings, None, 0.0),
                                                      {"failed": False}, ()))
-    assert experiments.__main__.main(["dsgd", "--out", str(tmp_path), "--models", "textmsg", "walk",
-                                      "--no-cache"]) == 1
+    assert experiments.__main__.main(["dsgd", "--out", str(tmp_path), "--models", "textmsg", "walk"]) == 1
     assert seen[0].models == ("textmsg", "walk") and seen[0].num_steps == experiments.dsgd.FULL.num_steps
 
 
