@@ -61,8 +61,9 @@ UNROLL = 8
 # Moment states of at most this many numbers move by the dense `MomentOperator` (two
 # matrix–vector products a step, and matrix powers for a constant step); larger ones by the
 # structured step, whose cost grows more slowly with d. The dense matrices stop paying before
-# they stop fitting in cache: for ridge at d = 10 (n = 320), three variants over 2,000,000
-# decreasing steps took 89 s dense against 80 s structured.
+# they stop fitting in cache: for ridge at d = 10 with P and Q stored whole (n = 320), three
+# variants over 2,000,000 decreasing steps took 89 s dense against 80 s structured; packed
+# (n = 230), 71 s dense.
 DENSE_MAX_STATE = 256
 
 
@@ -417,16 +418,31 @@ def _state_parts(dynamics: AffineDynamics) -> tuple[str, ...]:
     return ("m", "N", "P", "C", "Q") if dynamics.coupled else ("m", "N", "P", "Q")
 
 
+# P = E eeᵀ and Q = E EEᵀ are symmetric: the flat state holds their upper triangles, which the
+# step maps to symmetric matrices again, so the operator acts on d(d + 1)/2 numbers each.
+_SYMMETRIC = ("P", "Q")
+
+
 def _flatten(moments: ExactMoments, parts: tuple[str, ...]) -> Float[Array, " n"]:
-    return jnp.concatenate([getattr(moments, name).reshape(-1) for name in parts])
+    def flat(name):
+        value = getattr(moments, name)
+        return value[jnp.triu_indices(value.shape[0])] if name in _SYMMETRIC else value.reshape(-1)
+
+    return jnp.concatenate([flat(name) for name in parts])
 
 
 def _unflatten(state: Float[Array, " n"], template: ExactMoments, parts: tuple[str, ...]) -> ExactMoments:
     values, offset = {}, 0
     for name in parts:
         shape = getattr(template, name).shape
-        size = math.prod(shape)
-        values[name] = state[offset:offset + size].reshape(shape)
+        if name in _SYMMETRIC:
+            rows, columns = jnp.triu_indices(shape[0])
+            size = rows.shape[0]
+            upper = jnp.zeros(shape, state.dtype).at[rows, columns].set(state[offset:offset + size])
+            values[name] = upper + jnp.triu(upper, 1).T
+        else:
+            size = math.prod(shape)
+            values[name] = state[offset:offset + size].reshape(shape)
         offset += size
     return dataclasses.replace(template, **values)
 
@@ -434,7 +450,8 @@ def _unflatten(state: Float[Array, " n"], template: ExactMoments, parts: tuple[s
 @pytree_dataclass
 class MomentOperator:
     """The moment recursion as matrices: with the moments flattened into one vector s (m, N,
-    P, C, Q in that order; C only with coupling), a step of size α is
+    P, C, Q in that order; C only with coupling; of the symmetric P and Q their upper
+    triangles), a step of size α is
 
         s′ = s + α·(A s) + α²·(B s + c)
 
@@ -487,9 +504,10 @@ def _powers(matrix: Float[Array, "n n"], count: int) -> Float[Array, "count n n"
 
 
 def state_size(dynamics: AffineDynamics) -> int:
-    """How many numbers the moment recursion of `dynamics` carries (`MomentOperator`'s n)."""
+    """How many numbers the moment recursion of `dynamics` carries (`MomentOperator`'s n):
+    m, N, the upper triangles of P and Q, and the p matrices Cⱼ with coupling."""
     d, p = dynamics.jac_star.shape
-    return d + d * p + d * d * (2 + (p if dynamics.coupled else 0))
+    return d + d * p + d * (d + 1) + (p * d * d if dynamics.coupled else 0)
 
 
 def _exact(dynamics: AffineDynamics, schedule: Schedule, x_init: Float[Array, " d"],
