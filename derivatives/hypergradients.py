@@ -227,17 +227,28 @@ def neumann_partial_sums(operator, right_hand_side: Float[Array, " d"], alpha: F
     """`neumann_series` truncated at every k of `counts` (concrete integers ≥ 0), from one
     pass of `max(counts)` terms: a shorter series is the start of a longer one, so all of
     them cost what the longest does alone (a `vmap` over k would pay `Σ k`)."""
+    start = (jnp.zeros_like(right_hand_side), right_hand_side)
+    return at_counts(_neumann_term(operator, alpha, operators), start, counts)[0]
+
+
+def at_counts(body, initial: PyTree, counts: Int[ArrayLike, " n"] | Sequence[int]) -> PyTree:
+    """The state of `fori_loop(0, k, body, initial)` for every k of `counts` (concrete
+    integers ≥ 0, in any order), stacked along a leading axis, from one pass of `max(counts)`
+    iterations (the loop runs from one count to the next)."""
     counts = np.asarray(counts, dtype=np.int64)
     if counts.ndim != 1 or counts.size == 0 or np.any(counts < 0):
         raise ValueError(f"counts must be a non-empty sequence of integers >= 0, got {counts.tolist()}")
-    body = _neumann_term(operator, alpha, operators)
+    stops = np.unique(counts)
 
-    def record(state, j):
-        return body(j, state), state[0]
+    def segment(carry, length):
+        state, start = carry
+        state = jax.lax.fori_loop(start, start + length, body, state)
+        return (state, start + length), state
 
-    start = (jnp.zeros_like(right_hand_side), right_hand_side)
-    last, totals = jax.lax.scan(record, start, jnp.arange(int(counts.max()), dtype=jnp.int64))
-    return jnp.concatenate([totals, last[0][None]])[counts]
+    lengths = jnp.asarray(np.diff(stops, prepend=0), jnp.int64)
+    states = jax.lax.scan(segment, (initial, jnp.asarray(0, jnp.int64)), lengths)[1]
+    order = np.searchsorted(stops, counts)
+    return jax.tree.map(lambda leaf: leaf[order], states)
 
 
 def _neumann_term(operator, alpha, operators):
@@ -261,6 +272,12 @@ class FixedPoint:
     needs_key = False
 
     def estimate(self, bilevel, theta, key, x):
+        return self.estimates(bilevel, theta, key, x, None)[0]
+
+    def estimates(self, bilevel, theta, key, x, counts: Int[ArrayLike, " n"] | Sequence[int] | None,
+                  ) -> Float[Array, "n p"]:
+        """`estimate` with `num_iterations = k` for every k of `counts`, in one pass
+        (`at_counts`); `None`: this method's own count alone."""
         x = _at(bilevel, theta, x)
         inner = bilevel.inner
         alpha = _step_size(inner, theta, self.step_size)
@@ -271,7 +288,11 @@ class FixedPoint:
         def body(_, tangents):  # tangents = Jᵀ, one row per θ direction
             return tangents - alpha * jax.vmap(push)(tangents, basis)
 
-        tangents = jax.lax.fori_loop(0, self.num_iterations, body, jnp.zeros((theta.shape[0], x.shape[0]), x.dtype))
+        start = jnp.zeros((theta.shape[0], x.shape[0]), x.dtype)
+        if counts is None:
+            tangents = jax.lax.fori_loop(0, self.num_iterations, body, start)[None]
+        else:
+            tangents = at_counts(body, start, counts)
         outer_x, outer_theta = bilevel.outer_gradients(x, theta)
         return outer_theta + tangents @ outer_x
 
@@ -506,6 +527,7 @@ __all__ = [
     "StochasticNeumann",
     "Truncated",
     "Unrolled",
+    "at_counts",
     "conjugate_gradient",
     "cross_transpose_product",
     "estimate",

@@ -141,9 +141,9 @@ def truncation_bound(constants: UnrollingConstants, step_size: float, x0_error: 
 def approximation_errors(bilevel, theta: Real[ArrayLike, " p"] | None, method, iterations: Int[ArrayLike, " n"],
                          x: Float[ArrayLike, " d"] | None = None) -> np.ndarray:
     """`‖ĥ_k − h‖²` for `method` with `num_iterations = k`, every k of `iterations` at once
-    (in one pass where the method has `estimates`, as `Neumann` does; else `jax.vmap` over
-    the count, a pytree leaf of the method), at the inner point `x` (default x*).
-    Deterministic methods only: a stochastic one gets no key here."""
+    (in one pass where the method has `estimates`, as `Neumann` and `FixedPoint` do; else
+    `jax.vmap` over the count, a pytree leaf of the method), at the inner point `x` (default
+    x*). Deterministic methods only: a stochastic one gets no key here."""
     inner = bilevel.inner
     theta = inner.check_theta(inner.theta0 if theta is None else theta)
     if method.needs_key:
@@ -151,7 +151,7 @@ def approximation_errors(bilevel, theta: Real[ArrayLike, " p"] | None, method, i
     exact = bilevel.hypergradient(theta)
     x = None if x is None else jnp.asarray(x, jnp.float64)
     if hasattr(method, "estimates"):
-        # Every count from one pass (`Neumann.estimates`): the counts are concrete here.
+        # Every count from one pass (`at_counts`): the counts are concrete here.
         counts = np.asarray(iterations, dtype=np.int64)
         approximate = jax.jit(lambda theta_, x_: method.estimates(bilevel, theta_, None, x_, counts))(theta, x)
         return np.asarray(jnp.sum((approximate - exact) ** 2, axis=-1))

@@ -190,25 +190,27 @@ def test_methods_compose_with_jit_and_vmap():
 
 @pytest.mark.parametrize("name", ["per_feature_ridge", "cleaning_logistic"])
 def test_every_count_in_one_pass_is_each_count_on_its_own(name):
-    """`estimates` at counts (0, 1, 7, 7, 30) against `estimate` run at each count, for the
-    Neumann series and the stochastic one with the same key (its term j's minibatch depends
-    on j alone); an off-by-one count (the estimate at k + 1) would differ by a whole term."""
+    """`estimates` at counts (7, 0, 30, 1, 7), unsorted and repeated, against `estimate` run
+    at each count: the Neumann series, the fixed-point recursion, and the stochastic series
+    with the same key (its term j's minibatch depends on j alone). An off-by-one count (the
+    estimate at k + 1) would differ by a whole term."""
     problem = FAMILIES[name]()
-    theta, key, counts = problem.theta0, jax.random.key(5), [0, 1, 7, 7, 30]
-    for method in (hg.Neumann(0), hg.StochasticNeumann(0, batch_size=2)):
+    theta, key, counts = problem.theta0, jax.random.key(5), [7, 0, 30, 1, 7]
+    for method in (hg.Neumann(0), hg.FixedPoint(0), hg.StochasticNeumann(0, batch_size=2)):
         together = method.estimates(problem, theta, key, None, counts)
-        alone = [hg.estimate(problem, theta, key, None, type(method)(count, batch_size=2)
-                             if isinstance(method, hg.StochasticNeumann) else type(method)(count))
+        alone = [hg.estimate(problem, theta, key, None, dataclasses.replace(method, num_iterations=count))
                  for count in counts]
         np.testing.assert_allclose(together, jnp.stack(alone), rtol=1e-12, atol=1e-15)
         shifted = hg.estimate(problem, theta, key, None, dataclasses.replace(method, num_iterations=31))
-        assert relative_error(together[-1], shifted) > 1e-6
+        assert relative_error(together[2], shifted) > 1e-6
 
 
 @pytest.mark.parametrize("counts", [[], [-1, 2]])
 def test_partial_sums_reject_bad_counts(counts):
     with pytest.raises(ValueError, match="counts"):
         hg.neumann_partial_sums(lambda v: v, jnp.ones(3), 0.5, counts)
+    with pytest.raises(ValueError, match="counts"):
+        hg.at_counts(lambda j, state: state, jnp.ones(3), counts)
 
 
 @pytest.mark.parametrize("method", [hg.Implicit(), hg.ConjugateGradient(4), hg.Neumann(4), hg.FixedPoint(4),
