@@ -265,16 +265,19 @@ def test_matrix_powers_match_step_by_step_over_a_long_run(interpolation, monkeyp
 
 
 def test_a_batch_of_runs_is_the_runs_one_by_one():
-    """`moment_curves_batch` returns what `moment_curves` returns run by run (variants of the
-    noise and different schedules of one kind), and refuses mismatched inputs."""
+    """`moment_curves_batch` returns what `moment_curves` returns run by run, and refuses
+    mismatched inputs: variants of the noise (one linear part, shared by the dense batch) with
+    different schedules of one kind, and runs at two θ (different linear parts)."""
     problem = problems.ridge(20, 3, seed=2)
     dynamics = affine_dynamics(problem)
     variants = [dynamics, dynamics.with_noise_scaled(jacobian=4.0), dynamics.with_noise_scaled(gradient=0.0)]
     schedules = [rates.inverse_time(a, 40.0) for a in (1.0, 2.0, 3.0)]
-    batch = rates.exact.moment_curves_batch(variants, step_sizes=schedules, num_steps=500, num_checkpoints=10)
-    for variant, schedule, curves in zip(variants, schedules, batch):
-        alone = rates.exact.moment_curves(variant, step_size=schedule, num_steps=500, num_checkpoints=10)
-        np.testing.assert_allclose(curves_array(curves), curves_array(alone), rtol=1e-13, atol=0)
+    other_theta = [dynamics, affine_dynamics(problem, 3.0 * problem.theta0)]
+    for runs, steps in ((variants, schedules), (other_theta, schedules[:2])):
+        batch = rates.exact.moment_curves_batch(runs, step_sizes=steps, num_steps=500, num_checkpoints=10)
+        for variant, schedule, curves in zip(runs, steps, batch):
+            alone = rates.exact.moment_curves(variant, step_size=schedule, num_steps=500, num_checkpoints=10)
+            np.testing.assert_allclose(curves_array(curves), curves_array(alone), rtol=1e-13, atol=0)
     with pytest.raises(ValueError, match="one step size per dynamics"):
         rates.exact.moment_curves_batch(variants, step_sizes=schedules[:2], num_steps=10)
     with pytest.raises(ValueError, match="same shapes and kinds of schedule"):
