@@ -193,25 +193,32 @@ class Neumann:
     needs_key = False
 
     def estimate(self, bilevel, theta, key, x):
-        x = _at(bilevel, theta, x)
-        outer_x, _ = bilevel.outer_gradients(x, theta)
-        alpha = _step_size(bilevel.inner, theta, self.step_size)
-        adjoint = neumann_series(lambda v: hessian_vector_product(bilevel.inner, x, theta, v), outer_x, alpha,
-                                 self.num_iterations)
-        return from_adjoint(bilevel, x, theta, adjoint)
+        return self.estimates(bilevel, theta, key, x, None)[0]
 
-    def estimates(self, bilevel, theta, key, x, counts: Int[ArrayLike, " n"] | Sequence[int]) -> Float[Array, "n p"]:
+    def estimates(self, bilevel, theta, key, x, counts: Int[ArrayLike, " n"] | Sequence[int] | None,
+                  ) -> Float[Array, "n p"]:
         """`estimate` with `num_iterations = k` for every k of `counts`, in one pass
-        (`neumann_partial_sums`)."""
+        (`neumann_partial_sums`); `None`: this method's own count alone."""
         x = _at(bilevel, theta, x)
-        outer_x, _ = bilevel.outer_gradients(x, theta)
-        alpha = _step_size(bilevel.inner, theta, self.step_size)
-        adjoints = neumann_partial_sums(lambda v: hessian_vector_product(bilevel.inner, x, theta, v), outer_x,
-                                        alpha, counts)
-        return jax.vmap(lambda adjoint: from_adjoint(bilevel, x, theta, adjoint))(adjoints)
+        return _neumann_estimates(bilevel, theta, x, self.step_size,
+                                  lambda v: hessian_vector_product(bilevel.inner, x, theta, v), None,
+                                  self.num_iterations if counts is None else counts)
 
     def cost(self, dim, param_dim):
         return Cost(self.num_iterations, 2, None, "O(d)")
+
+
+def _neumann_estimates(bilevel, theta, x, step_size, operator, operators, counts) -> Float[Array, "n p"]:
+    """`ĥ = ∇θG − Cᵀv` at x with v the Neumann series (of `operator`, or of `operators(j)` at
+    term j): for one count (a 0-d integer, possibly traced) that one, shape `(1, p)`; for a
+    sequence of concrete counts, every one of them from one pass."""
+    outer_x, _ = bilevel.outer_gradients(x, theta)
+    alpha = _step_size(bilevel.inner, theta, step_size)
+    if np.ndim(counts) == 0:
+        adjoints = neumann_series(operator, outer_x, alpha, counts, operators)[None]
+    else:
+        adjoints = neumann_partial_sums(operator, outer_x, alpha, counts, operators)
+    return jax.vmap(lambda adjoint: from_adjoint(bilevel, x, theta, adjoint))(adjoints)
 
 
 def neumann_series(operator, right_hand_side: Float[Array, " d"], alpha: Float[ArrayLike, ""],
@@ -314,20 +321,16 @@ class StochasticNeumann:
     needs_key = True
 
     def estimate(self, bilevel, theta, key, x):
-        x = _at(bilevel, theta, x)
-        outer_x, _ = bilevel.outer_gradients(x, theta)
-        alpha = _step_size(bilevel.inner, theta, self.step_size)
-        adjoint = neumann_series(None, outer_x, alpha, self.num_iterations, self._operators(bilevel, theta, key, x))
-        return from_adjoint(bilevel, x, theta, adjoint)
+        return self.estimates(bilevel, theta, key, x, None)[0]
 
-    def estimates(self, bilevel, theta, key, x, counts: Int[ArrayLike, " n"] | Sequence[int]) -> Float[Array, "n p"]:
+    def estimates(self, bilevel, theta, key, x, counts: Int[ArrayLike, " n"] | Sequence[int] | None,
+                  ) -> Float[Array, "n p"]:
         """`estimate` with `num_iterations = k` for every k of `counts`, with the same key, in
-        one pass (`neumann_partial_sums`): term j's minibatch depends on j alone."""
+        one pass (`neumann_partial_sums`: term j's minibatch depends on j alone); `None`: this
+        method's own count alone."""
         x = _at(bilevel, theta, x)
-        outer_x, _ = bilevel.outer_gradients(x, theta)
-        alpha = _step_size(bilevel.inner, theta, self.step_size)
-        adjoints = neumann_partial_sums(None, outer_x, alpha, counts, self._operators(bilevel, theta, key, x))
-        return jax.vmap(lambda adjoint: from_adjoint(bilevel, x, theta, adjoint))(adjoints)
+        return _neumann_estimates(bilevel, theta, x, self.step_size, None, self._operators(bilevel, theta, key, x),
+                                  self.num_iterations if counts is None else counts)
 
     def _operators(self, bilevel, theta, key, x):
         inner = bilevel.inner

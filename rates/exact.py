@@ -337,13 +337,14 @@ def exact_curves(
     **Arguments:** as `rates.error_curves` (`batch_size=None`: full-batch gradient descent),
     without seeds or key.
 
-    **Cost.** The recursion carries n = d + dp + (2 + p)d² numbers (`state_size`; without
-    coupling — least squares, any problem whose Hessians do not depend on θ — 2d² instead of
-    (2 + p)d²). For n ≤ `DENSE_MAX_STATE` it runs as `MomentOperator`: two n×n
-    matrix–vector products a step, and for a constant step O(n³·log K) in all (binary powers
-    of the step's matrix, then at most log₂K products per checkpoint). Larger states take
-    the structured step: O((p + 2)·d⁴) per step for d ≤ `OPERATOR_MAX_DIM` (the stored
-    Hessian-noise operator), else O((p + 2)·N·d³) for N samples.
+    **Cost.** The recursion carries n = d + dp + d(d + 1) + pd² numbers (`state_size`: m, N,
+    the upper triangles of P and Q, and the Cⱼ; without coupling — least squares, any problem
+    whose Hessians do not depend on θ — no Cⱼ). For n ≤ `DENSE_MAX_STATE` it runs as
+    `MomentOperator`: two n×n matrix–vector products a step, and for a constant step
+    O(n³·log K) in all (binary powers of the step's matrix, then at most log₂K products per
+    checkpoint). Larger states take the structured step: O((p + 2)·d⁴) per step for
+    d ≤ `OPERATOR_MAX_DIM` (the stored Hessian-noise operator), else O((p + 2)·N·d³) for N
+    samples.
 
     **Raises:** `NotAffineError` for a problem whose per-sample gradients are not affine in
     x; as `error_curves` for bad arguments; `DivergenceError` if the moments become infinite.
@@ -513,38 +514,30 @@ def state_size(dynamics: AffineDynamics) -> int:
 def _exact(dynamics: AffineDynamics, schedule: Schedule, x_init: Float[Array, " d"],
            segment_lengths: Int[Array, " C"], inverse_batch: Float[Array, ""], max_bits: int, dense: bool,
            ) -> Float[Array, "C 3"]:
-    """The statistics at the checkpoints (`segment_lengths` apart): by `MomentOperator` if
-    `dense` (a small state), else by the structured step (`ExactMoments.step`); with the
-    operator, a constant step moves by the binary powers of its matrix (segments of up to
-    `2^max_bits − 1` steps, in at most `max_bits` products each)."""
+    """The statistics at the checkpoints (`segment_lengths` apart) of one run: with `dense`
+    (a small state and a constant step), by the binary powers of the `MomentOperator`'s
+    matrix (segments of up to `2^max_bits − 1` steps, in at most `max_bits` products each);
+    else by the structured step (`ExactMoments.step`). Dense runs with varying steps go
+    through `_dense_stepped_batch`."""
     initial = ExactMoments.start(dynamics, x_init)
-    parts = _state_parts(dynamics)
     if not dense:
-        return _stepped(dynamics, schedule, initial, segment_lengths,
-                        lambda k, moments: moments.step(dynamics, schedule(k), inverse_batch),
+        return _stepped(initial, segment_lengths, lambda k, moments: moments.step(dynamics, schedule(k), inverse_batch),
                         statistics=lambda moments: moments.statistics(dynamics))
-    operator = moment_operator(dynamics, inverse_batch, initial)
+    parts = _state_parts(dynamics)
+    powers = _powers(moment_operator(dynamics, inverse_batch, initial).matrix(schedule(0)), max_bits)
 
-    def statistics(state):
-        return _unflatten(state, initial, parts).statistics(dynamics)
+    def segment(state, length):
+        def apply(j, state_):
+            return jnp.where((length >> j) & 1, powers[j] @ state_, state_)
 
-    if isinstance(schedule, Constant):
-        powers = _powers(operator.matrix(schedule(0)), max_bits)
+        state = lax.fori_loop(0, max_bits, apply, state)
+        return state, _unflatten(state[:-1], initial, parts).statistics(dynamics)
 
-        def segment(state, length):
-            def apply(j, state_):
-                return jnp.where((length >> j) & 1, powers[j] @ state_, state_)
-
-            state = lax.fori_loop(0, max_bits, apply, state)
-            return state, statistics(state[:-1])
-
-        start = jnp.concatenate([_flatten(initial, parts), jnp.ones(1)])
-        return lax.scan(segment, start, segment_lengths)[1]
-    return _stepped(dynamics, schedule, _flatten(initial, parts), segment_lengths,
-                    lambda k, state: operator.step(state, schedule(k)), statistics=statistics)
+    start = jnp.concatenate([_flatten(initial, parts), jnp.ones(1)])
+    return lax.scan(segment, start, segment_lengths)[1]
 
 
-def _stepped(dynamics, schedule, initial, segment_lengths, advance, *, statistics):
+def _stepped(initial, segment_lengths, advance, *, statistics):
     """Step by step (`advance(k, state)`), `UNROLL` steps per pass of the loop, recording
     `statistics(state)` at the end of each segment."""
     def run(state, start, length):
@@ -569,8 +562,8 @@ def _stepped(dynamics, schedule, initial, segment_lengths, advance, *, statistic
 def _exact_batch(dynamics: AffineDynamics, schedule: Schedule, x_init: Float[Array, " d"],
                  segment_lengths: Int[Array, " C"], inverse_batch: Float[Array, ""], max_bits: int, dense: bool,
                  ) -> Float[Array, "R C 3"]:
-    """`_exact` for a stack of R runs (dynamics and schedules stacked along a leading axis);
-    dense runs stepped one step at a time go through `_dense_stepped_batch`."""
+    """The statistics of a stack of R runs (dynamics and schedules stacked along a leading
+    axis): dense runs with varying steps by `_dense_stepped_batch`, the others by `_exact`."""
     if dense and not isinstance(schedule, Constant):
         return _dense_stepped_batch(dynamics, schedule, x_init, segment_lengths, inverse_batch)
     return jax.vmap(_exact, in_axes=(0, 0, None, None, None, None, None))(
@@ -604,7 +597,7 @@ def _dense_stepped_batch(dynamics, schedule, x_init, segment_lengths, inverse_ba
             dynamics, states, initial)
 
     states = jax.vmap(_flatten, in_axes=(0, None))(initial, parts)
-    run = functools.partial(_stepped, dynamics, schedule, states, segment_lengths, statistics=statistics)
+    run = functools.partial(_stepped, states, segment_lengths, statistics=statistics)
     records = lax.cond(jnp.all(operators.linear == linear), lambda: run(shared), lambda: run(separate))
     return jnp.swapaxes(records, 0, 1)
 
