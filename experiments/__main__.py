@@ -4,10 +4,12 @@
 - `dsgd --out DIR [--quick] [--models NAME …]`: the comparison of gradient estimators;
 - `smoothing --out DIR [--quick]`: the variance study of black-box smoothing;
 - `phase --out DIR [--quick]`: the exact rates of decreasing steps against aμ (the phase diagram);
-- `hypergradients --out DIR [--quick]`: every hypergradient method against the exact hypergradient.
+- `hypergradients --out DIR [--quick]`: every hypergradient method against the exact hypergradient;
+- `falsify --quantity Q --bound B --schedule S [--condition C …]`: a search for a
+  counterexample to a claimed bound (`rates.claims.falsify`).
 
-Each runs through `experiments.study.write`; the exit status is 0 when every verdict
-passed, 1 otherwise.
+Each study runs through `experiments.study.write`; the exit status is 0 when every verdict
+passed (for `falsify`: when the claim was not refuted), 1 otherwise.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import sys
 import jax
 
 from experiments import dsgd, hypergradients, phase, report, smoothing, study
+from rates import claims
 
 STUDIES = {"report": report.STUDY, "dsgd": dsgd.STUDY, "smoothing": smoothing.STUDY, "phase": phase.STUDY,
            "hypergradients": hypergradients.STUDY}
@@ -56,13 +59,55 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
         command.add_argument("--quick", action="store_true", help=quick)
     commands.choices["dsgd"].add_argument("--models", nargs="+", default=None, choices=tuple(dsgd.PROTOCOL),
                                           help="a subset of the models")
+    _falsify_parser(commands)
     return result
+
+
+def _falsify_parser(commands) -> None:
+    symbols = "; ".join(f"{name}: {meaning}" for name, meaning in claims.MEANINGS.items())
+    command = commands.add_parser(
+        "falsify", help="search for a counterexample to a claimed bound on SGD's error curves",
+        description="Search problems, θ, batch sizes and schedules for a step k where quantity(k) > bound(k), "
+                    "shrink it to a small counterexample, and say how close to tight the bound came. Exit "
+                    "status 0: not refuted; 1: refuted.",
+        epilog=f"Symbols of --bound, --condition and --define: {symbols}.")
+    command.add_argument("--quantity", required=True, choices=claims.QUANTITIES, help="what the bound bounds")
+    command.add_argument("--bound", required=True, help='a sympy expression, e.g. "C/(k + k0)"')
+    command.add_argument("--schedule", required=True, choices=claims.SCHEDULES, help="the step-size family")
+    command.add_argument("--condition", action="append", default=[], metavar="RELATION",
+                         help='a condition on the constants, e.g. "a*mu > 1" (repeatable)')
+    command.add_argument("--define", action="append", default=[], metavar="NAME=EXPRESSION",
+                         help='a constant of the bound, e.g. "C=2*a**2*sigma2/(b*(a*mu - 1))" (repeatable)')
+    command.add_argument("--family", choices=claims.FAMILIES, default="quadratic",
+                         help="quadratic: exact curves; logistic: Monte Carlo with a one-sided test")
+    command.add_argument("--max-examples", type=int, default=100, help="settings tried (default 100)")
+    command.add_argument("--num-steps", type=int, default=5000, help="steps compared (default 5000)")
+    command.add_argument("--seed", type=int, default=0, help="the search's seed (default 0)")
+
+
+def _falsify(args) -> int:
+    definitions = {}
+    for definition in args.define:
+        name, separator, expression = definition.partition("=")
+        if not separator or not name.strip():
+            raise SystemExit(f"--define takes NAME=EXPRESSION, got {definition!r}")
+        definitions[name.strip()] = expression
+    try:
+        result = claims.falsify(args.quantity, args.bound, schedule=args.schedule, conditions=args.condition,
+                                where=definitions, family=args.family, max_examples=args.max_examples,
+                                num_steps=args.num_steps, seed=args.seed, progress=print)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
+    print(result)
+    return 1 if result.refuted else 0
 
 
 def main(argv=None, prog: str | None = None) -> int:
     # Every rate is checked in float64; the library leaves JAX's configuration to its caller.
     jax.config.update("jax_enable_x64", True)
     args = parser(prog).parse_args(argv)
+    if args.command == "falsify":
+        return _falsify(args)
     chosen = STUDIES[args.command]
     settings = chosen.settings(args.quick)
     if getattr(args, "models", None):

@@ -11,7 +11,8 @@ from derivatives.schedules import (
     inverse_time,
     polynomial_decay,
 )
-from rates import bounds, exact, fit, verdict
+from rates import bounds, claims, exact, fit, verdict
+from rates.claims import falsify
 from rates.curves import Curves, error_curves
 from rates.exact import exact_curves
 from rates.verdict import check
@@ -26,10 +27,12 @@ __all__ = [
     "as_schedule",
     "bounds",
     "check",
+    "claims",
     "constant",
     "error_curves",
     "exact",
     "exact_curves",
+    "falsify",
     "fit",
     "inverse_time",
     "polynomial_decay",

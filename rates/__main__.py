@@ -1,6 +1,6 @@
-"""`python -m rates report|dsgd|smoothing --out DIR [--quick]`: the command line of the
-studies in `experiments` (an entry point, not part of the library: no library module
-imports it)."""
+"""`python -m rates report|dsgd|smoothing|phase|hypergradients --out DIR [--quick]` and
+`python -m rates falsify …`: the command line of the studies in `experiments` (an entry
+point, not part of the library: no library module imports it)."""
 
 import sys
 

@@ -437,11 +437,16 @@ def sgd_bounds(constants, schedule, *, batch_size: int, x0_error_sq: float, jac0
     if isinstance(schedule, PolynomialDecay) and float(schedule.beta) == 1.0:
         values |= dict(a=float(schedule.a), k0=float(schedule.k0))
         iterate = _evaluate(SGD_DECREASING_ITERATE, values)
-        # C_u: the iterate bound's constant, u_k ≤ C_u/(k + k0), which the derivative bounds take.
-        values["C_u"] = float(SGD_DECREASING_ITERATE.evaluate(values | {"k": 0.0})) * values["k0"]
+        values["C_u"] = decreasing_iterate_constant(values)
         return SGDBounds(iterate, _evaluate(SGD_DECREASING_JACOBIAN, values),
                          (_evaluate(SGD_DECREASING_JACOBIAN_LOG, values),))
     raise ValueError(f"no certified SGD bound for the schedule {schedule!r}; use rates.constant or rates.inverse_time")
+
+
+def decreasing_iterate_constant(values: Mapping[str, float]) -> float:
+    """`C_u = max(k0·u0, 2a²σ²/(b(aμ − 1)))`: the constant of `SGD_DECREASING_ITERATE`,
+    `E‖x_k − x*‖² ≤ C_u/(k + k0)`, which the decreasing-step derivative bounds take."""
+    return float(SGD_DECREASING_ITERATE.evaluate(dict(values) | {"k": 0.0})) * float(values["k0"])
 
 
 def _evaluate(bound: Bound, values) -> Evaluation:

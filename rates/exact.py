@@ -327,6 +327,7 @@ def exact_curves(
     batch_size: int | None = 1,
     num_checkpoints: int = 32,
     x_init: Float[ArrayLike, " d"] | None = None,
+    every_step: bool = False,
 ) -> Curves:
     """The exact expectations of the curves of `rates.error_curves`, with no seeds.
 
@@ -335,7 +336,9 @@ def exact_curves(
     module docstring, run under `jit` in a loop over steps that records at the checkpoints.
 
     **Arguments:** as `rates.error_curves` (`batch_size=None`: full-batch gradient descent),
-    without seeds or key.
+    without seeds or key; `every_step=True` records every step `0, 1, …, num_steps` instead
+    of the log-spaced checkpoints (what a search for the first step where a bound fails
+    needs, `rates.claims.falsify`).
 
     **Cost.** The recursion carries n = d + dp + d(d + 1) + pd² numbers (`state_size`: m, N,
     the upper triangles of P and Q, and the Cⱼ; without coupling — least squares, any problem
@@ -356,13 +359,14 @@ def exact_curves(
     dynamics = affine_dynamics(problem, theta)
     try:
         return moment_curves(dynamics, step_size=schedule, num_steps=num_steps, batch_size=batch_size,
-                             num_checkpoints=num_checkpoints, x_init=x_init)
+                             num_checkpoints=num_checkpoints, x_init=x_init, every_step=every_step)
     except FloatingPointError as error:
         raise divergence_error(problem, theta, schedule, f"in expectation {error}") from None
 
 
 def moment_curves(dynamics: AffineDynamics, *, step_size: StepSize, num_steps: int, batch_size: int | None = 1,
-                  num_checkpoints: int = 32, x_init: Float[ArrayLike, " d"] | None = None) -> Curves:
+                  num_checkpoints: int = 32, x_init: Float[ArrayLike, " d"] | None = None,
+                  every_step: bool = False) -> Curves:
     """`exact_curves` for given coefficients: what `affine_dynamics` returns, or a variant of
     them (`AffineDynamics.with_noise_scaled`, to ask what a verdict would see if a noise
     constant were different).
@@ -370,12 +374,12 @@ def moment_curves(dynamics: AffineDynamics, *, step_size: StepSize, num_steps: i
     **Raises:** `FloatingPointError` naming the first checkpoint whose moments are not finite.
     """
     return moment_curves_batch([dynamics], step_sizes=[step_size], num_steps=num_steps, batch_size=batch_size,
-                               num_checkpoints=num_checkpoints, x_init=x_init)[0]
+                               num_checkpoints=num_checkpoints, x_init=x_init, every_step=every_step)[0]
 
 
 def moment_curves_batch(dynamics: Sequence[AffineDynamics], *, step_sizes: Sequence[StepSize], num_steps: int,
                         batch_size: int | None = 1, num_checkpoints: int = 32,
-                        x_init: Float[ArrayLike, " d"] | None = None) -> list[Curves]:
+                        x_init: Float[ArrayLike, " d"] | None = None, every_step: bool = False) -> list[Curves]:
     """`moment_curves` for several runs of the same shapes at once, one per pair of
     `dynamics[i]` (variants of one problem's coefficients, `AffineDynamics.with_noise_scaled`)
     and `step_sizes[i]` (schedules of one kind), in one compiled loop: a small moment state
@@ -396,7 +400,7 @@ def moment_curves_batch(dynamics: Sequence[AffineDynamics], *, step_sizes: Seque
     num_steps = check_count(num_steps, "num_steps", minimum=0)
     check_count(num_checkpoints, "num_checkpoints", minimum=2)
     x_init = jnp.zeros(dynamics[0].dim) if x_init is None else jnp.asarray(x_init, jnp.float64)
-    steps = checkpoints(num_steps, num_checkpoints)
+    steps = np.arange(num_steps + 1) if every_step else checkpoints(num_steps, num_checkpoints)
     lengths = np.diff(steps, prepend=0)
     inverse_batch = jnp.asarray(0.0 if batch_size is None else 1.0 / check_count(batch_size, "batch_size"))
     values = np.asarray(_exact_batch(stacked_dynamics, stacked_schedules, x_init,

@@ -11,7 +11,7 @@ NOTEBOOK_DIR = pathlib.Path(__file__).parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 # Figures each notebook displays, and files it writes under its working directory.
 FIGURES = {"01_sgd_derivative_rates.ipynb": 3, "02_dsgd.ipynb": 2, "03_stochastic_smoothing.ipynb": 1,
-           "04_hypergradients.ipynb": 2}
+           "04_hypergradients.ipynb": 2, "05_falsifying_claims.ipynb": 3}
 WRITES = {"02_dsgd.ipynb": ["output/dsgd/dsgd.json", "output/dsgd/dsgd_elbo.png"]}
 
 
