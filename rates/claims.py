@@ -216,16 +216,42 @@ def implied_by(claim_: Claim) -> tuple[str, ...]:
       `B ≥ quantity ≥ 0` under its conditions).
 
     Symbols are positive (k a non-negative integer), as in `proofs_check.sgd`; α is replaced
-    by `a/(k + k0)` for `inverse_time` claims. Not finding an implication proves nothing."""
+    by `a/(k + k0)` for `inverse_time` claims. The bounds are compared on the range the
+    certificate's conditions allow, written so that sympy sees its signs (`_CERTIFIED_RANGES`):
+    `α = 1/(μ(2 + s))`, s ≥ 0, under `α ≤ 1/(2L)` (μ ≤ L for every problem), so that
+    `1 − αμ > 0`; `a = (1 + s)/μ`, s > 0, under `aμ > 1`. Not finding an implication proves
+    nothing."""
     found = []
     claimed = claim_.bound.subs(_alpha, _a / (_k + _k0)) if claim_.schedule == "inverse_time" else claim_.bound
     for name, certified in certified_claims().items():
         if (certified.quantity, certified.schedule) != (claim_.quantity, claim_.schedule):
             continue
-        if all(any(_implies(given_, needed) for given_ in claim_.conditions) for needed in certified.conditions) \
-                and _at_least(claimed, certified.bound):
+        if not all(any(_implies(given_, needed) for given_ in claim_.conditions) for needed in certified.conditions):
+            continue
+        ranged = _CERTIFIED_RANGES[certified.schedule]
+        if _at_least(claimed, certified.bound) or _at_least(claimed.subs(ranged), certified.bound.subs(ranged)):
             found.append(name)
     return tuple(found)
+
+
+# sympy's simplify takes seconds on the larger bounds (a comparison that fails tries it on
+# every branch of a Max): it is tried only on expressions of at most this many operations.
+SIMPLIFY_MAX_OPS = 30
+
+
+def _nonnegative(expression: sp.Expr) -> bool:
+    """Whether sympy shows `expression ≥ 0`: by the assumptions on the symbols, after
+    cancelling, and (for small expressions) after simplifying."""
+    for simpler in (lambda e: e, sp.cancel):
+        if simpler(expression).is_nonnegative:
+            return True
+    return sp.count_ops(expression) <= SIMPLIFY_MAX_OPS and bool(sp.simplify(expression).is_nonnegative)
+
+
+# Each certified schedule's range, parameterised by a sign-definite s.
+_s_nonnegative, _s_positive = sp.Symbol("s", nonnegative=True), sp.Symbol("s", positive=True)
+_CERTIFIED_RANGES = {"constant": {_alpha: 1 / (SYMBOLS["mu"] * (2 + _s_nonnegative))},
+                     "inverse_time": {_a: (1 + _s_positive) / SYMBOLS["mu"]}}
 
 
 def _normal(relation: sp.Basic) -> tuple[sp.Expr, bool] | None:
@@ -250,9 +276,14 @@ def _implies(given_: sp.Basic, needed: sp.Basic) -> bool:
 
 
 def _at_least(claimed: sp.Expr, certified: sp.Expr) -> bool:
-    if sp.simplify(claimed - certified).is_nonnegative:
-        return True
-    return bool(sp.simplify(claimed / certified - 1).is_nonnegative)
+    """Whether sympy shows `claimed ≥ certified`. A `Max` or `Min` in `certified` equals one of
+    its arguments at every point, so it suffices to show the inequality with each in its place."""
+    for expression in (claimed - certified, claimed / certified - 1):
+        if _nonnegative(expression):
+            return True
+    choice = next(iter(certified.atoms(sp.Max, sp.Min)), None)
+    return choice is not None and all(_at_least(claimed, certified.subs(choice, argument))
+                                      for argument in choice.args)
 
 
 # --- where the search looks -----------------------------------------------------------------

@@ -90,6 +90,13 @@ def test_implication_by_certificates():
     stronger = claims.claim("iterate_error", DECREASING_ITERATE, schedule="inverse_time",
                             conditions=["2*a*L <= k0", "a*mu > 2"])
     assert claims.implied_by(stronger) == ("sgd_decreasing_iterates",)
+    # The common simplified forms, which need 1 − αμ > 0 and aμ − 1 > 0 from the conditions.
+    simplified = claims.claim("iterate_error", "u0*(1 - alpha*mu)**k + 2*alpha*sigma2/(mu*b)", schedule="constant",
+                              conditions=["alpha <= 1/(2*L)"])
+    assert claims.implied_by(simplified) == ("sgd_constant_iterates",)
+    sum_form = claims.claim("iterate_error", "(k0*u0 + 2*a**2*sigma2/(b*(a*mu - 1)))/(k + k0)",
+                            schedule="inverse_time", conditions=DECREASING_CONDITIONS)
+    assert claims.implied_by(sum_form) == ("sgd_decreasing_iterates",)
     # Negative checks: a weakened condition, a missing one, a smaller bound, another quantity.
     for quantity, bound, schedule, conditions in PLANTED.values():
         assert claims.implied_by(claims.claim(quantity, bound, schedule=schedule, conditions=conditions)) == ()
