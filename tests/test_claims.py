@@ -150,7 +150,8 @@ def test_monte_carlo_family_refutes_a_false_claim_and_spares_a_certified_one():
     certified = claims.certified_claims()["sgd_constant_iterates"]
     true = rates.falsify(certified.quantity, certified.bound, schedule="constant", conditions=certified.conditions,
                          family="logistic", max_examples=20, num_steps=400)
-    assert not true.refuted and true.max_ratio < 1
+    # Not refuted; its largest mean ÷ bound (0.93 here) may pass 1 by noise alone without refuting.
+    assert not true.refuted
 
 
 def test_the_search_is_reproducible():
