@@ -40,7 +40,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, PartitionSpec
 from jaxtyping import ArrayLike, Float, Int, Real
 
 from derivatives.schedules import StepSize
@@ -275,8 +276,8 @@ def _seed_statistics(problem, theta, step_size, num_steps, num_seeds, batch_size
     probes = arguments[-1]
     if bilevel is not None and probes is not None:
         raise ValueError("the hypergradient needs the full Jacobian: jacobian_probes must be None")
-    per_seed, probe_variance, jac_star_sketch = (
-        None if value is None else np.asarray(value) for value in _curves(*arguments, bilevel))
+    (per_seed, probe_variance), jac_star_sketch = jax.tree.map(
+        lambda leaf: _gathered(leaf, arguments[7]), _curves(*arguments, bilevel))
     # per_seed: (S, C, 4), or 5 with a bilevel
     nonfinite = ~np.all(np.isfinite(per_seed), axis=(0, 2))
     if nonfinite.any():
@@ -405,10 +406,20 @@ def _curves(problem, theta, key, schedule, x_init, segment_lengths, batch_size, 
         per_seed = lax.map(jax.vmap(one_seed), chunks)
         return jax.tree.map(lambda leaf: leaf.reshape(local_keys.shape[0], *leaf.shape[2:]), per_seed)
 
-    (per_seed, probe_spread), sketch_sq = jax.shard_map(on_device, mesh=mesh, in_specs=PartitionSpec(SEED_AXIS),
-                                                         out_specs=PartitionSpec(SEED_AXIS))(keys)
-    # Gathered to every device (S × C × 4 numbers): each process reduces them on the host
-    # in the same order, whatever the number of devices.
-    everywhere = NamedSharding(mesh, PartitionSpec())
-    return jax.tree.map(lambda leaf: lax.with_sharding_constraint(leaf[:num_seeds], everywhere),
-                        (per_seed, probe_spread, sketch_sq))
+    # Left split over the devices, padding included: `_gathered` brings them to the host.
+    # A gather here would be a collective, whose rendezvous waits for every device's part:
+    # on a CPU, while another program (the report's exact curves) holds the pool's other
+    # thread, that part cannot start and XLA aborts the process after 40 s.
+    return jax.shard_map(on_device, mesh=mesh, in_specs=PartitionSpec(SEED_AXIS),
+                         out_specs=PartitionSpec(SEED_AXIS))(keys)
+
+
+def _gathered(leaf: jax.Array | None, num_seeds: int) -> np.ndarray | None:
+    """The first `num_seeds` rows of a seed-sharded result, in seed order, on the host of
+    every process (the same order whatever the number of devices)."""
+    if leaf is None:
+        return None
+    if jax.process_count() > 1:
+        # Each process holds only its own devices' rows.
+        leaf = multihost_utils.process_allgather(leaf, tiled=True)
+    return np.asarray(leaf)[:num_seeds]

@@ -38,8 +38,9 @@ from rates import curves
 RTOL = 1e-9
 
 SCRIPT = """
-import json, sys, types
+import json, re, sys, types
 import jax
+from jax.sharding import NamedSharding, PartitionSpec
 jax.config.update("jax_enable_x64", True)
 if len(sys.argv) > 2:  # process id, process count, coordinator port
     jax.distributed.initialize(f"127.0.0.1:{sys.argv[3]}", int(sys.argv[2]), int(sys.argv[1]))
@@ -56,9 +57,24 @@ def curves(problem, num_seeds, chunk=None):
     return [getattr(c, name).tolist() for name in ("iterate_error", "jacobian_error", "suboptimality",
                                                     "iterate_error_se", "jacobian_error_se")]
 
+def collectives(compiled):
+    return len(re.findall(r"\\b(?:all-gather|all-reduce|all-to-all|collective-permute|reduce-scatter)(?:-start)?\\(",
+                          compiled.as_text()))
+
+def engine_collectives(problem):
+    _, arguments = rates.curves._plan(problem, None, 0.05, 300, 8, 1, jax.random.key(3), 8, None, None, None)
+    return collectives(rates.curves._curves.lower(*arguments).compile())
+
+def gather_collectives():  # what the count sees in a program that gathers a sharded array
+    mesh = rates.curves.seed_mesh()
+    split, everywhere = (NamedSharding(mesh, PartitionSpec(*spec)) for spec in (("seeds",), ()))
+    gather = jax.jit(lambda x: jax.lax.with_sharding_constraint(2 * x, everywhere), in_shardings=split)
+    return collectives(gather.lower(jax.ShapeDtypeStruct((8,), "float64")).compile())
+
 logistic, ridge = problems.logistic(30, 3, seed=1), problems.weighted_ridge(40, 4, seed=2)
 print("RESULT " + json.dumps({
     "devices": jax.device_count(), "processes": jax.process_count(),
+    "collectives": engine_collectives(ridge), "collectives of a gather": gather_collectives(),
     "logistic, S = 8": curves(logistic, 8), "weighted ridge, S = 8": curves(ridge, 8),
     "weighted ridge, S = 7": curves(ridge, 7), "weighted ridge, S = 8, chunks of 3": curves(ridge, 8, 3),
     "logistic, S = 8, again": curves(logistic, 8),
@@ -137,6 +153,16 @@ def test_chunks_and_padding_do_not_change_the_curves(one_device):
 def test_four_devices_give_the_curves_of_one(one_device, four_devices):
     assert four_devices["devices"] == 4
     assert_close_curves(four_devices, one_device)  # S = 7 pads to 8 over the 4 devices
+
+
+def test_the_engine_runs_no_collective_over_devices(four_devices):
+    """Each device returns its own seeds' statistics and the host gathers them: a collective
+    in the program would wait for every device's part, and on a CPU, where another program
+    (the report's exact curves) may hold the thread pool's other thread for a minute, XLA
+    aborts a collective after 40 s (`make report` once did). Negative check: the count finds
+    the collective of a program that gathers a sharded array."""
+    assert four_devices["collectives"] == 0
+    assert four_devices["collectives of a gather"] >= 1
 
 
 def test_two_processes_of_two_devices_give_the_bits_of_one_process_of_four(four_devices):
