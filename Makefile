@@ -15,12 +15,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# On a CPU, every core is exposed as a JAX device and the seeds are split over them
-# (docs/performance.md); the curves do not depend on the device count, up to rounding.
-CPU_DEVICES ?= $(shell nproc 2>/dev/null || echo 1)
-
+# The report runs its tasks in one worker process per core, each pinned to its core
+# (experiments/workers.py, docs/performance.md).
 report: $(STAMP)
-	JAX_NUM_CPU_DEVICES=$(CPU_DEVICES) $(BIN)/python -m rates report --out report
+	$(BIN)/python -m rates report --out report
 
 dsgd: $(STAMP)
 	$(BIN)/python -m rates dsgd --out dsgd-report

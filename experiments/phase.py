@@ -96,7 +96,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -781,6 +781,16 @@ def run(settings: PhaseSettings, progress: Progress = SILENT, cases: tuple[Case,
     return PhaseDiagram(settings, tuple(summaries), tuple(points), time.perf_counter() - start)
 
 
+def merge(diagrams: Sequence[PhaseDiagram]) -> PhaseDiagram:
+    """One diagram of the cases of `diagrams` (each `run` on some of the cases at the same
+    settings), in their order; its seconds are the sum of theirs."""
+    settings = diagrams[0].settings
+    if any(diagram.settings != settings for diagram in diagrams):
+        raise ValueError("only diagrams run at the same settings can be merged")
+    return PhaseDiagram(settings, tuple(p for d in diagrams for p in d.problems),
+                        tuple(p for d in diagrams for p in d.points), sum(d.seconds for d in diagrams))
+
+
 def run_phase_diagram(quick: bool, progress: Progress | None = None, *,
                       settings: PhaseSettings | None = None) -> PhaseDiagram:
     """Run the phase diagram: `QUICK` (K = 10⁶, about 30 s) or `FULL` (K = 10⁷, 10⁸ at the
@@ -826,6 +836,7 @@ __all__ = [
     "fit_log_factor",
     "identify_log_power",
     "log_slope",
+    "merge",
     "run",
     "run_phase_diagram",
     "run_point",

@@ -21,8 +21,9 @@ affine in x: least squares and ridge; `rates.exact`), three more things are meas
   σ_J² misstated by a factor, a rate exponent off by δ), for every regime;
 - `bound_over_truth`: how loose each certified bound is against the exact truth as k → ∞.
 
-The exact curves of a regime (`exact_truth`) are computed apart from its Monte Carlo run, so
-that the report can compute them on a second thread while the seeds run.
+The exact curves of a regime (`exact_truth`) and its seeds (`regime_seeds`) are computed
+apart from the rest of its run, so that the report can compute them in worker processes
+(`experiments.workers`) and judge them here.
 """
 
 from __future__ import annotations
@@ -183,25 +184,33 @@ def setup(regime: Regime, settings: Settings) -> Setup:
                  regime.steps.num_steps(settings, constants))
 
 
+def regime_seeds(regime: Regime, settings: Settings, run: Setup | None = None) -> SeedStatistics:
+    """The Monte Carlo part of a regime's run, the costly one: the per-seed statistics of
+    `settings.num_seeds` seeds (`run`: the regime's `setup`, made here when not given)."""
+    run = setup(regime, settings) if run is None else run
+    # Only ‖J_k − J*‖²_F is needed: sketched where probes pay (`rates.probes`; never at the
+    # p ≤ 2 of the report's regimes, which carry the full Jacobian).
+    return seed_statistics(run.problem, run.theta, step_size=run.schedule, num_steps=run.num_steps,
+                           num_seeds=settings.num_seeds, key=jax.random.key(settings.seed),
+                           num_checkpoints=settings.num_checkpoints, jacobian_probes="auto")
+
+
 def run_regime(regime: Regime, settings: Settings, *, assess: bool = True,
-               truth: Truth | Future | None = None) -> RegimeResult:
+               truth: Truth | Future | None = None, seeds: SeedStatistics | None = None) -> RegimeResult:
     """Run one regime: curves over `settings.num_seeds` seeds, its certified bounds, the
     verdicts and the looseness of each bound over the fit window.
 
     With `assess` (the report's regimes; the sweep leaves it out), also the agreement with
     the exact curves where known (`exact_check`), the power of the verdicts
     (`verdict_power`) and each bound against the exact truth (`bound_over_truth`). `truth`:
-    the regime's `exact_truth`, or a `Future` of it, computed here when not given.
+    the regime's `exact_truth`, or a `Future` of it, computed here when not given; `seeds`:
+    its `regime_seeds`, likewise.
 
     **Raises:** `rates.bounds.ConditionError` when the regime's steps are outside the
     conditions of its bounds."""
     run = setup(regime, settings)
-    problem, theta, constants, schedule = run.problem, run.theta, run.constants, run.schedule
-    # Only ‖J_k − J*‖²_F is needed: sketched where probes pay (`rates.probes`; never at the
-    # p ≤ 2 of the report's regimes, which carry the full Jacobian).
-    seeds = seed_statistics(problem, theta, step_size=schedule, num_steps=run.num_steps,
-                            num_seeds=settings.num_seeds, key=jax.random.key(settings.seed),
-                            num_checkpoints=settings.num_checkpoints, jacobian_probes="auto")
+    problem, constants, schedule = run.problem, run.constants, run.schedule
+    seeds = regime_seeds(regime, settings, run) if seeds is None else seeds
     curves = seeds.curves()
     bounds = _bounds(run, constants, curves.steps)
     L = float(constants.L)
@@ -298,12 +307,19 @@ def _listed(interval):
     return None if interval is None else list(interval)
 
 
-def run_sweep(settings: Settings, fractions=SWEEP_FRACTIONS, regime: Regime = SWEEP_REGIME) -> dict:
+def sweep_regime(fraction: float, regime: Regime = SWEEP_REGIME) -> Regime:
+    """`regime` with the constant step `fraction/L`: one run of the step-size sweep."""
+    return dataclasses.replace(regime, steps=ConstantStep(fraction))
+
+
+def run_sweep(settings: Settings, fractions=SWEEP_FRACTIONS, regime: Regime = SWEEP_REGIME,
+              seeds: list[SeedStatistics] | None = None) -> dict:
     """Plateaus of both errors under constant steps `α = fraction/L` on `regime`'s problem
     (each run `α·K`-matched by `ConstantStep.num_steps`, so that it reaches its plateau),
-    and the log–log slope of the plateau against α with its 95% interval (theory: 1)."""
-    results = [run_regime(dataclasses.replace(regime, steps=ConstantStep(f)), settings, assess=False)
-               for f in fractions]
+    and the log–log slope of the plateau against α with its 95% interval (theory: 1).
+    `seeds`: each run's `regime_seeds`, computed here when not given."""
+    seeds = [None] * len(fractions) if seeds is None else seeds
+    results = [run_regime(sweep_regime(f, regime), settings, assess=False, seeds=s) for f, s in zip(fractions, seeds)]
     step_sizes = [f / r.constants["L"] for f, r in zip(fractions, results)]
     sweep = {"problem": results[0].problem_name, "step_fractions": list(fractions),
              "step_labels": [step_label(f) for f in fractions], "step_sizes": step_sizes}

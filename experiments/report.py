@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-from concurrent.futures import ThreadPoolExecutor
+import time
+from concurrent.futures import Executor
 
-from experiments import figures, hypergradients, phase, study
+from experiments import figures, hypergradients, phase, study, workers
 from experiments.progress import SILENT, Progress
 from experiments.rate_checks import (
     BLIND_FACTOR,
@@ -22,11 +23,13 @@ from experiments.rate_checks import (
     SIGMA2_JAC_EXCESS,
     RegimeResult,
     exact_truth,
+    regime_seeds,
     run_regime,
     run_sweep,
     sweep_passes,
+    sweep_regime,
 )
-from experiments.regimes import FULL, QUICK, REGIMES, Settings, groups
+from experiments.regimes import FULL, QUICK, REGIMES, SWEEP_FRACTIONS, DecreasingStep, Settings, groups, named
 from rates import verdict as rate_verdict
 from rates.bounds import Evaluation, Rate
 
@@ -46,26 +49,87 @@ class ReportResult:
 
 
 def run(settings: Settings, progress: Progress = SILENT) -> ReportResult:
-    """Every regime of `REGIMES`, the step-size sweep, and the phase diagram of decreasing
-    steps (`experiments.phase`, when `settings.phase` is set).
+    """Every regime of `REGIMES`, the step-size sweep, the phase diagram of decreasing steps
+    (`experiments.phase`, when `settings.phase` is set) and the hypergradient checks (when
+    `settings.hypergradients` is set).
 
-    The exact curves of the regimes (`rate_checks.exact_truth`: long sequential moment
-    recursions, one core each), then the phase diagram (more of them), run on a second
-    thread while the seeds run on this one."""
+    The costly parts (each regime's exact curves and its seeds, each run of the sweep,
+    each case of the phase diagram, each hypergradient family) are independent tasks,
+    run by one worker process per core, each pinned to its core (`experiments.workers`),
+    the longest first; this process judges and assembles what they return."""
+    with workers.pinned_workers() as pool:
+        return _run_tasks(settings, progress, pool)
+
+
+def _run_tasks(settings: Settings, progress: Progress, pool: Executor) -> ReportResult:
+    def submit(task, *args):
+        return pool.submit(_timed, task, *args)
+
+    names = [regime.name for regime in REGIMES]
+    # Submitted longest first, so that the workers finish together: the exact recursions
+    # of decreasing steps, the other exact curves, the phase diagram, the hypergradient
+    # families, then the seeds.
+    truths = {name: submit(_truth, name, settings) for name in sorted(names, key=_exact_cost, reverse=True)}
+    cases = () if settings.phase is None else tuple(case.name for case in phase.CASES)
+    diagram = {case: submit(_phase_case, settings.phase, case) for case in cases}
+    families = () if settings.hypergradients is None else tuple(hypergradients.families(settings.hypergradients))
+    checks = {family: submit(_hypergradient_family, family, settings.hypergradients) for family in families}
+    seeds = {name: submit(_seeds, name, settings) for name in names}
+    sweep_seeds = [submit(_sweep_seeds, fraction, settings) for fraction in SWEEP_FRACTIONS]
+
     results = []
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="exact-curves") as pool:
-        truths = [pool.submit(exact_truth, regime, settings) for regime in REGIMES]
-        diagram = None if settings.phase is None else pool.submit(phase.run, settings.phase)
-        for regime, truth in zip(REGIMES, truths):
-            results.append(run_regime(regime, settings, truth=truth))
-            progress.advance(regime.name)
-        sweep = run_sweep(settings)
-        progress.advance("constant_step_sweep")
-        checks = None if settings.hypergradients is None else hypergradients.run(settings.hypergradients, progress)
-        if diagram is not None:
-            diagram = diagram.result()
-            progress.advance("phase_diagram")
-    return ReportResult(tuple(results), sweep, diagram, checks)
+    for regime in REGIMES:
+        (truth, exact_seconds), (measured, seeds_seconds) = truths[regime.name].result(), seeds[regime.name].result()
+        results.append(run_regime(regime, settings, truth=truth, seeds=measured))
+        progress.advance(f"{regime.name} (seeds {seeds_seconds:.0f} s, exact {exact_seconds:.0f} s)")
+    sweep = run_sweep(settings, seeds=[future.result()[0] for future in sweep_seeds])
+    progress.advance(f"constant_step_sweep ({sum(future.result()[1] for future in sweep_seeds):.0f} s)")
+    hypergradient_checks = None
+    if settings.hypergradients is not None:
+        found, total = [], 0.0
+        for family in families:
+            family_checks, seconds = checks[family].result()
+            found, total = found + family_checks, total + seconds
+            progress.advance(f"hypergradients {family} ({seconds:.0f} s)")
+        hypergradient_checks = hypergradients.HypergradientChecks(settings.hypergradients, tuple(found), total)
+    phase_diagram = None
+    if settings.phase is not None:
+        phase_diagram = phase.merge([diagram[case].result()[0] for case in cases])
+        progress.advance(f"phase_diagram ({phase_diagram.seconds:.0f} s)")
+    return ReportResult(tuple(results), sweep, phase_diagram, hypergradient_checks)
+
+
+def _exact_cost(name: str) -> int:
+    """Decreasing steps run the longest exact recursions (constant steps take matrix powers)."""
+    return int(isinstance(named(name).steps, DecreasingStep))
+
+
+# The tasks: module-level functions of picklable arguments (`experiments.workers`).
+
+def _timed(task, *args):
+    """`task(*args)` and the seconds it took."""
+    began = time.perf_counter()
+    return task(*args), time.perf_counter() - began
+
+
+def _truth(name: str, settings: Settings):
+    return exact_truth(named(name), settings)
+
+
+def _seeds(name: str, settings: Settings):
+    return regime_seeds(named(name), settings)
+
+
+def _sweep_seeds(fraction: float, settings: Settings):
+    return regime_seeds(sweep_regime(fraction), settings)
+
+
+def _phase_case(settings: phase.PhaseSettings, case: str) -> phase.PhaseDiagram:
+    return phase.run(settings, cases=tuple(c for c in phase.CASES if c.name == case))
+
+
+def _hypergradient_family(family: str, settings: hypergradients.HypergradientSettings) -> list:
+    return hypergradients.check_family(family, hypergradients.families(settings)[family], settings)
 
 
 def num_tasks(settings: Settings) -> int:

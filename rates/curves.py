@@ -408,7 +408,7 @@ def _curves(problem, theta, key, schedule, x_init, segment_lengths, batch_size, 
 
     # Left split over the devices, padding included: `_gathered` brings them to the host.
     # A gather here would be a collective, whose rendezvous waits for every device's part:
-    # on a CPU, while another program (the report's exact curves) holds the pool's other
+    # on a CPU, while another program (e.g. on another thread) holds the pool's other
     # thread, that part cannot start and XLA aborts the process after 40 s.
     return jax.shard_map(on_device, mesh=mesh, in_specs=PartitionSpec(SEED_AXIS),
                          out_specs=PartitionSpec(SEED_AXIS))(keys)

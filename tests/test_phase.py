@@ -150,3 +150,24 @@ def test_short_run_on_both_problems(short_run, tmp_path):
     assert "| ridge | 0.5 | derivative | log(k)^3/k |" in text and "log(k)²/k" in text
     diagram.draw(tmp_path / "phase.png")
     assert (tmp_path / "phase.png").stat().st_size > 10_000
+
+
+def test_cases_run_apart_and_merged_give_the_diagram_of_one_run(short_run):
+    """The rate report runs each case of the diagram as its own task and merges them."""
+    diagram, _ = short_run
+    apart = [phase.run(diagram.settings, cases=(case,)) for case in phase.CASES]
+    merged = phase.merge(apart)
+    assert merged.seconds == pytest.approx(sum(part.seconds for part in apart))
+    assert without_seconds(merged.as_dict()) == without_seconds(diagram.as_dict())
+    other = phase.PhaseSettings(grid=(0.25, 0.5), num_steps=10**6, critical_steps=None)
+    with pytest.raises(ValueError, match="same settings"):
+        phase.merge([apart[0], phase.PhaseDiagram(other, apart[1].problems, apart[1].points, 0.0)])
+
+
+def without_seconds(document):
+    """A JSON document without its timings, which differ from run to run."""
+    if isinstance(document, dict):
+        return {key: without_seconds(value) for key, value in document.items() if key != "seconds"}
+    if isinstance(document, list):
+        return [without_seconds(value) for value in document]
+    return document

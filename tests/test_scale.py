@@ -158,7 +158,7 @@ def test_four_devices_give_the_curves_of_one(one_device, four_devices):
 def test_the_engine_runs_no_collective_over_devices(four_devices):
     """Each device returns its own seeds' statistics and the host gathers them: a collective
     in the program would wait for every device's part, and on a CPU, where another program
-    (the report's exact curves) may hold the thread pool's other thread for a minute, XLA
+    (on another thread) may hold the thread pool's other thread for a minute, XLA
     aborts a collective after 40 s (`make report` once did). Negative check: the count finds
     the collective of a program that gathers a sharded array."""
     assert four_devices["collectives"] == 0
