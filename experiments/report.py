@@ -65,16 +65,23 @@ def _run_tasks(settings: Settings, progress: Progress, pool: Executor) -> Report
     def submit(task, *args):
         return pool.submit(_timed, task, *args)
 
+    # The order of submission: first the longest task (the exact recursion of ridge with
+    # decreasing steps), then each regime's exact curves and seeds in the order they are
+    # judged, so that this process judges them while the workers go on with the phase
+    # diagram, the hypergradient families and the sweep.
     names = [regime.name for regime in REGIMES]
-    # Submitted longest first, so that the workers finish together: the exact recursions
-    # of decreasing steps, the other exact curves, the phase diagram, the hypergradient
-    # families, then the seeds.
-    truths = {name: submit(_truth, name, settings) for name in sorted(names, key=_exact_cost, reverse=True)}
+    longest = max(names, key=_exact_cost)
+    truths = {longest: submit(_truth, longest, settings)}
+    seeds = {}
+    for name in names:
+        if name not in truths:
+            truths[name] = submit(_truth, name, settings)
+        seeds[name] = submit(_seeds, name, settings)
     cases = () if settings.phase is None else tuple(case.name for case in phase.CASES)
-    diagram = {case: submit(_phase_case, settings.phase, case) for case in cases}
+    # The later cases and families are the larger ones: they go first.
+    diagram = {case: submit(_phase_case, settings.phase, case) for case in reversed(cases)}
     families = () if settings.hypergradients is None else tuple(hypergradients.families(settings.hypergradients))
-    checks = {family: submit(_hypergradient_family, family, settings.hypergradients) for family in families}
-    seeds = {name: submit(_seeds, name, settings) for name in names}
+    checks = {family: submit(_hypergradient_family, family, settings.hypergradients) for family in reversed(families)}
     sweep_seeds = [submit(_sweep_seeds, fraction, settings) for fraction in SWEEP_FRACTIONS]
 
     results = []
@@ -99,9 +106,11 @@ def _run_tasks(settings: Settings, progress: Progress, pool: Executor) -> Report
     return ReportResult(tuple(results), sweep, phase_diagram, hypergradient_checks)
 
 
-def _exact_cost(name: str) -> int:
-    """Decreasing steps run the longest exact recursions (constant steps take matrix powers)."""
-    return int(isinstance(named(name).steps, DecreasingStep))
+def _exact_cost(name: str) -> tuple[bool, int]:
+    """What makes a regime's exact curves long: decreasing steps (constant steps take matrix
+    powers), then the problem's dimension (its moments' state grows with its square)."""
+    regime = named(name)
+    return isinstance(regime.steps, DecreasingStep), regime.make_problem().dim
 
 
 # The tasks: module-level functions of picklable arguments (`experiments.workers`).
