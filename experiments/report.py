@@ -57,8 +57,12 @@ def run(settings: Settings, progress: Progress = SILENT) -> ReportResult:
     each case of the phase diagram, each hypergradient family) are independent tasks,
     run by one worker process per core, each pinned to its core (`experiments.workers`),
     the longest first; this process judges and assembles what they return."""
-    with workers.pinned_workers() as pool:
+    pool = workers.pinned_workers()
+    try:
         return _run_tasks(settings, progress, pool)
+    finally:
+        # After a failure (or Ctrl-C), do not wait for the tasks still queued.
+        pool.shutdown(cancel_futures=True)
 
 
 def _run_tasks(settings: Settings, progress: Progress, pool: Executor) -> ReportResult:
