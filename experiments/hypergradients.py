@@ -89,15 +89,23 @@ FULL = HypergradientSettings(n_train=200, n_val=100, n_features=10, iterations=1
                              truncations=12, sgd_steps=200_000, num_seeds=128, stochastic_keys=4000)
 
 
+_MAKERS = {
+    "per_feature_ridge": lambda s: bilevels.ridge_validation(s.n_train, s.n_val, s.n_features, per_feature=True,
+                                                             conditioning=3.0, seed=s.seed),
+    "cleaning_squared": lambda s: bilevels.hyper_cleaning(s.n_train, s.n_val, s.n_features, seed=s.seed),
+    "cleaning_logistic": lambda s: bilevels.hyper_cleaning(s.n_train, s.n_val, s.n_features, loss="logistic",
+                                                           seed=s.seed),
+}
+FAMILIES = tuple(_MAKERS)
+
+
+def family(name: str, settings: HypergradientSettings) -> bilevels.Bilevel:
+    """The bilevel family `name` (one of `FAMILIES`) at the sizes of `settings`."""
+    return _MAKERS[name](settings)
+
+
 def families(settings: HypergradientSettings) -> dict[str, bilevels.Bilevel]:
-    s = settings
-    return {
-        "per_feature_ridge": bilevels.ridge_validation(s.n_train, s.n_val, s.n_features, per_feature=True,
-                                                       conditioning=3.0, seed=s.seed),
-        "cleaning_squared": bilevels.hyper_cleaning(s.n_train, s.n_val, s.n_features, seed=s.seed),
-        "cleaning_logistic": bilevels.hyper_cleaning(s.n_train, s.n_val, s.n_features, loss="logistic",
-                                                     seed=s.seed),
-    }
+    return {name: family(name, settings) for name in FAMILIES}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -453,16 +461,22 @@ FIGURE = "hypergradients.png"
 
 
 def num_tasks(settings: HypergradientSettings) -> int:
-    return len(families(settings))
+    return len(FAMILIES)
+
+
+def check_named_family(name: str, settings: HypergradientSettings) -> list[Check]:
+    """`check_family` on `family(name, settings)`: the checks of one family, by its name (a
+    task of the rate report's worker processes)."""
+    return check_family(name, family(name, settings), settings)
 
 
 def run(settings: HypergradientSettings, progress: Progress = SILENT) -> HypergradientChecks:
-    """Every check of `check_family` on every family of `families(settings)`."""
+    """Every check of `check_family` on every family of `FAMILIES`."""
     start = time.perf_counter()
     checks = []
-    for name, bilevel in families(settings).items():
+    for name in FAMILIES:
         began = time.perf_counter()
-        checks += check_family(name, bilevel, settings)
+        checks += check_named_family(name, settings)
         progress.advance(f"hypergradients {name} ({time.perf_counter() - began:.0f} s)")
     return HypergradientChecks(settings, tuple(checks), time.perf_counter() - start)
 
@@ -476,6 +490,7 @@ STUDY = study.Study(
 
 
 __all__ = [
+    "FAMILIES",
     "FULL",
     "QUICK",
     "STUDY",
@@ -483,6 +498,8 @@ __all__ = [
     "HypergradientChecks",
     "HypergradientSettings",
     "check_family",
+    "check_named_family",
     "families",
+    "family",
     "run",
 ]

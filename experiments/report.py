@@ -84,8 +84,9 @@ def _run_tasks(settings: Settings, progress: Progress, pool: Executor) -> Report
     cases = () if settings.phase is None else tuple(case.name for case in phase.CASES)
     # The later cases and families are the larger ones: they go first.
     diagram = {case: submit(_phase_case, settings.phase, case) for case in reversed(cases)}
-    families = () if settings.hypergradients is None else tuple(hypergradients.families(settings.hypergradients))
-    checks = {family: submit(_hypergradient_family, family, settings.hypergradients) for family in reversed(families)}
+    families = () if settings.hypergradients is None else hypergradients.FAMILIES
+    checks = {family: submit(hypergradients.check_named_family, family, settings.hypergradients)
+              for family in reversed(families)}
     sweep_seeds = [submit(_sweep_seeds, fraction, settings) for fraction in SWEEP_FRACTIONS]
 
     results = []
@@ -139,10 +140,6 @@ def _sweep_seeds(fraction: float, settings: Settings):
 
 def _phase_case(settings: phase.PhaseSettings, case: str) -> phase.PhaseDiagram:
     return phase.run(settings, cases=tuple(c for c in phase.CASES if c.name == case))
-
-
-def _hypergradient_family(family: str, settings: hypergradients.HypergradientSettings) -> list:
-    return hypergradients.check_family(family, hypergradients.families(settings)[family], settings)
 
 
 def num_tasks(settings: Settings) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 # Each worker holds a JAX runtime (about 0.5 GiB): no more than this many.
@@ -59,8 +60,6 @@ def describe(pause: float = 0.0) -> dict:
     """What the process it runs in is: `pid`, the `cores` it may run on, whether JAX is in
     float64 and how many devices it has; after `pause` seconds (so that, given several
     tasks at once, every worker of a pool takes one)."""
-    import time
-
     import jax
 
     time.sleep(pause)
