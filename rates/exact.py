@@ -58,13 +58,18 @@ OPERATOR_MAX_DIM = 48
 # Steps taken per pass of the inner loop: a small state spends most of a step in loop overhead.
 UNROLL = 8
 
-# Moment states of at most this many numbers move by the dense `MomentOperator` (two
-# matrix–vector products a step, and matrix powers for a constant step); larger ones by the
-# structured step, whose cost grows more slowly with d. The dense matrices stop paying before
-# they stop fitting in cache: for ridge at d = 10 with P and Q stored whole (n = 320), three
-# variants over 2,000,000 decreasing steps took 89 s dense against 80 s structured; packed
-# (n = 230), 71 s dense, and 57 s with the variants' linear part shared.
+# Moment states of at most this many numbers move by the dense `MomentOperator` (matrix
+# powers for a constant step; `SlabOperator`, its nonzero blocks, for varying steps); larger
+# ones by the structured step, whose cost grows more slowly with d. The dense matrices stop
+# paying before they stop fitting in cache: for ridge at d = 10 with P and Q stored whole
+# (n = 320), three variants over 2,000,000 decreasing steps took 89 s dense against 80 s
+# structured; packed (n = 230), 71 s dense, 57 s with the variants' linear part shared, and
+# 26 s by slabs (one core, `SlabOperator`).
 DENSE_MAX_STATE = 256
+
+# A state of at most this many numbers moves by one slab (the whole matrices): split by
+# parts, its products would cost more in calls than they save in arithmetic.
+SINGLE_SLAB_STATE = 64
 
 
 class NotAffineError(ValueError):
@@ -343,11 +348,11 @@ def exact_curves(
     **Cost.** The recursion carries n = d + dp + d(d + 1) + pd² numbers (`state_size`: m, N,
     the upper triangles of P and Q, and the Cⱼ; without coupling — least squares, any problem
     whose Hessians do not depend on θ — no Cⱼ). For n ≤ `DENSE_MAX_STATE` it runs as
-    `MomentOperator`: two n×n matrix–vector products a step, and for a constant step
-    O(n³·log K) in all (binary powers of the step's matrix, then at most log₂K products per
-    checkpoint). Larger states take the structured step: O((p + 2)·d⁴) per step for
-    d ≤ `OPERATOR_MAX_DIM` (the stored Hessian-noise operator), else O((p + 2)·N·d³) for N
-    samples.
+    `MomentOperator`: at most two n×n matrix–vector products a step (`SlabOperator`: only
+    their nonzero blocks), and for a constant step O(n³·log K) in all (binary powers of the
+    step's matrix, then at most log₂K products per checkpoint). Larger states take the
+    structured step: O((p + 2)·d⁴) per step for d ≤ `OPERATOR_MAX_DIM` (the stored
+    Hessian-noise operator), else O((p + 2)·N·d³) for N samples.
 
     **Raises:** `NotAffineError` for a problem whose per-sample gradients are not affine in
     x; as `error_curves` for bad arguments; `DivergenceError` if the moments become infinite.
@@ -403,10 +408,14 @@ def moment_curves_batch(dynamics: Sequence[AffineDynamics], *, step_sizes: Seque
     steps = np.arange(num_steps + 1) if every_step else checkpoints(num_steps, num_checkpoints)
     lengths = np.diff(steps, prepend=0)
     inverse_batch = jnp.asarray(0.0 if batch_size is None else 1.0 / check_count(batch_size, "batch_size"))
-    values = np.asarray(_exact_batch(stacked_dynamics, stacked_schedules, x_init,
-                                     jnp.asarray(lengths, dtype=jnp.int64), inverse_batch,
-                                     max_bits=-(-max(1, int(lengths.max()).bit_length()) // 8) * 8,
-                                     dense=state_size(dynamics[0]) <= DENSE_MAX_STATE))
+    segment_lengths = jnp.asarray(lengths, dtype=jnp.int64)
+    dense = state_size(dynamics[0]) <= DENSE_MAX_STATE
+    if dense and not isinstance(schedules[0], Constant):
+        values = _slab_batch(stacked_dynamics, stacked_schedules, x_init, segment_lengths, inverse_batch)
+    else:
+        values = _exact_batch(stacked_dynamics, stacked_schedules, x_init, segment_lengths, inverse_batch,
+                              max_bits=-(-max(1, int(lengths.max()).bit_length()) // 8) * 8, dense=dense)
+    values = np.asarray(values)
     zeros = np.zeros(len(steps))
     curves = []
     for run in values:
@@ -464,8 +473,8 @@ class MomentOperator:
     the contraction I − αH̄ appears at most twice in a term, the noise with α²/b). `linear` A,
     `quadratic` B (n, n) and `drive` c are its Taylor coefficients in α, taken by automatic
     differentiation of the step itself, so they are the step's own arithmetic. A state of
-    n ≤ `DENSE_MAX_STATE` numbers then moves by two matrix–vector products a step, and a
-    constant step by matrix powers (`_powers`)."""
+    n ≤ `DENSE_MAX_STATE` numbers then moves by the nonzero blocks of two matrix–vector
+    products a step (`SlabOperator`), and a constant step by matrix powers (`_powers`)."""
 
     linear: Float[Array, "n n"]
     quadratic: Float[Array, "n n"]
@@ -522,7 +531,7 @@ def _exact(dynamics: AffineDynamics, schedule: Schedule, x_init: Float[Array, " 
     (a small state and a constant step), by the binary powers of the `MomentOperator`'s
     matrix (segments of up to `2^max_bits − 1` steps, in at most `max_bits` products each);
     else by the structured step (`ExactMoments.step`). Dense runs with varying steps go
-    through `_dense_stepped_batch`."""
+    through `_slab_batch`."""
     initial = ExactMoments.start(dynamics, x_init)
     if not dense:
         return _stepped(initial, segment_lengths, lambda k, moments: moments.step(dynamics, schedule(k), inverse_batch),
@@ -567,43 +576,132 @@ def _exact_batch(dynamics: AffineDynamics, schedule: Schedule, x_init: Float[Arr
                  segment_lengths: Int[Array, " C"], inverse_batch: Float[Array, ""], max_bits: int, dense: bool,
                  ) -> Float[Array, "R C 3"]:
     """The statistics of a stack of R runs (dynamics and schedules stacked along a leading
-    axis): dense runs with varying steps by `_dense_stepped_batch`, the others by `_exact`."""
-    if dense and not isinstance(schedule, Constant):
-        return _dense_stepped_batch(dynamics, schedule, x_init, segment_lengths, inverse_batch)
+    axis), each by `_exact`. Dense runs with varying steps go through `_slab_batch`."""
     return jax.vmap(_exact, in_axes=(0, 0, None, None, None, None, None))(
         dynamics, schedule, x_init, segment_lengths, inverse_batch, max_bits, dense)
 
 
-def _dense_stepped_batch(dynamics, schedule, x_init, segment_lengths, inverse_batch) -> Float[Array, "R C 3"]:
-    """R dense runs stepped together. The noise enters a step only with α², so variants of
-    one problem's noise (`AffineDynamics.with_noise_scaled`) have the same linear part A:
-    then one product `A·[s₁ … s_R]` serves them all, reading A once a step instead of R
-    times (the step is bounded by the matrices' bandwidth). Which case holds is checked on
-    the operators themselves, at run time."""
-    parts = _state_parts(dynamics)
+def _slab_batch(dynamics: AffineDynamics, schedule: Schedule, x_init: Float[Array, " d"],
+                segment_lengths: Int[Array, " C"], inverse_batch: Float[Array, ""]) -> Float[Array, "R C 3"]:
+    """R dense runs with varying steps, stepped together by their `SlabOperator`."""
+    operators, initial = _stacked_operators(dynamics, x_init, inverse_batch)
+    template = jax.tree.map(lambda leaf: leaf[0], initial)
+    sizes = tuple(_flatten(template, (name,)).shape[0] for name in _state_parts(dynamics))
+    slabs = SlabOperator.build(np.asarray(operators.linear), np.asarray(operators.quadratic), operators.drive, sizes)
+    return _slab_stepped(slabs, dynamics, schedule, initial, segment_lengths)
+
+
+@jax.jit
+def _stacked_operators(dynamics, x_init, inverse_batch):
     initial = jax.vmap(ExactMoments.start, in_axes=(0, None))(dynamics, x_init)
-    operators = jax.vmap(moment_operator, in_axes=(0, None, 0))(dynamics, inverse_batch, initial)
-    linear = operators.linear[0]
+    return jax.vmap(moment_operator, in_axes=(0, None, 0))(dynamics, inverse_batch, initial), initial
 
-    def alphas(k):
-        return jax.vmap(lambda one: one(k))(schedule)[:, None]
 
-    def shared(k, states):
-        alpha = alphas(k)
-        curvature = jnp.einsum("rij,rj->ri", operators.quadratic, states) + operators.drive
-        return states + alpha * (states @ linear.T) + alpha**2 * curvature
+@jax.jit
+def _slab_stepped(slabs: SlabOperator, dynamics, schedule, initial, segment_lengths) -> Float[Array, "R C 3"]:
+    parts = _state_parts(dynamics)
 
-    def separate(k, states):
-        return jax.vmap(MomentOperator.step)(operators, states, alphas(k)[:, 0])
+    def advance(k, states):
+        return slabs.step(states, jax.vmap(lambda one: one(k))(schedule))
 
     def statistics(states):
         return jax.vmap(lambda one, state, start: _unflatten(state, start, parts).statistics(one))(
             dynamics, states, initial)
 
     states = jax.vmap(_flatten, in_axes=(0, None))(initial, parts)
-    run = functools.partial(_stepped, states, segment_lengths, statistics=statistics)
-    records = lax.cond(jnp.all(operators.linear == linear), lambda: run(shared), lambda: run(separate))
-    return jnp.swapaxes(records, 0, 1)
+    return jnp.swapaxes(_stepped(states, segment_lengths, advance, statistics=statistics), 0, 1)
+
+
+# A slab: the rows `[row_start, row_stop)` of one part of the state against the columns
+# `[column_start, column_stop)`, the contiguous range of the parts those rows depend on.
+Slab = tuple[int, int, int, int]
+
+
+@pytree_dataclass
+class SlabOperator:
+    """The `MomentOperator`s of R runs of one shape, `s′ = s + α(A_r s) + α²(B_r s + c_r)`,
+    stored by their nonzero blocks.
+
+    The state's parts (m, N, P, C, Q) depend on few others: A moves each part by itself and
+    the part that drives it (P by P; C by P and C; Q by C and Q), and B adds the noise
+    (e.g. for ridge at d = 10, A has 4,220 nonzero entries of 52,900 and B 21,205). And the
+    runs of a batch, variants of one problem's noise (`AffineDynamics.with_noise_scaled`),
+    share A and all of B but a few blocks (the noise enters a step only with α², and the
+    Jacobian noise only through N and m). So the operators are stored as
+
+    - `shared`: for each part of the state (the rows of `shared_slabs`), the blocks of A₀
+      and B₀ (the first run's) over the contiguous range of parts they read, transposed
+      and side by side: `states[:, columns] @ shared[i]` gives that part's rows of A₀s and
+      B₀s for every run at once, one read of the matrix for all R runs;
+    - `differences`: the same for `A_r − A₀` and `B_r − B₀`, run by run, over the parts
+      where any run differs (`difference_slabs`; none when the runs share their operators);
+    - `drive`: every c_r.
+
+    A state of at most `SINGLE_SLAB_STATE` numbers keeps one slab, the whole matrices. The
+    arithmetic is that of the dense operators with the exact zeros left out (blocks of zeros
+    are what automatic differentiation of the step gives for parts that do not interact), so
+    the results agree with `MomentOperator.step` up to the order of summation.
+    """
+
+    shared: tuple[Float[Array, "w t2"], ...]
+    differences: tuple[Float[Array, "R w t2"], ...]
+    drive: Float[Array, "R n"]
+    shared_slabs: tuple[Slab, ...] = static()
+    difference_slabs: tuple[Slab, ...] = static()
+
+    @classmethod
+    def build(cls, linear: np.ndarray, quadratic: np.ndarray, drive: Float[ArrayLike, "R n"],
+              part_sizes: Sequence[int]) -> SlabOperator:
+        """From the concrete operators of R runs, `linear` and `quadratic` (R, n, n), and the
+        sizes of the state's parts in order."""
+        linear, quadratic = np.asarray(linear), np.asarray(quadratic)
+        n = linear.shape[-1]
+        bounds = (0, n) if n <= SINGLE_SLAB_STATE else tuple(np.cumsum([0, *part_sizes]).tolist())
+        linear_diff, quadratic_diff = linear - linear[:1], quadratic - quadratic[:1]
+
+        def slabs(matrices):
+            found = []
+            for row in range(len(bounds) - 1):
+                start, stop = bounds[row], bounds[row + 1]
+                reads = [column for column in range(len(bounds) - 1)
+                         if any(np.any(m[..., start:stop, bounds[column]:bounds[column + 1]]) for m in matrices)]
+                if reads:
+                    found.append((start, stop, bounds[reads[0]], bounds[reads[-1] + 1]))
+            return tuple(found)
+
+        def side_by_side(first, second, slab):
+            start, stop, begin, end = slab
+            return np.swapaxes(np.concatenate([first[..., start:stop, begin:end], second[..., start:stop, begin:end]],
+                                              axis=-2), -1, -2).copy()
+
+        shared_slabs = slabs([linear[0], quadratic[0]])
+        difference_slabs = slabs([linear_diff, quadratic_diff])
+        return cls(shared=tuple(jnp.asarray(side_by_side(linear[0], quadratic[0], slab)) for slab in shared_slabs),
+                   differences=tuple(jnp.asarray(side_by_side(linear_diff, quadratic_diff, slab))
+                                     for slab in difference_slabs),
+                   drive=jnp.asarray(drive), shared_slabs=shared_slabs, difference_slabs=difference_slabs)
+
+    def step(self, states: Float[Array, "R n"], alphas: Float[Array, " R"]) -> Float[Array, "R n"]:
+        """One step of every run, run r with step `alphas[r]`."""
+        linear, quadratic, filled = [], [], 0
+        for (start, stop, begin, end), matrix in zip(self.shared_slabs, self.shared):
+            if start > filled:     # rows that no part moves
+                linear.append(jnp.zeros_like(states[:, filled:start]))
+                quadratic.append(linear[-1])
+            both = states[:, begin:end] @ matrix
+            linear.append(both[:, :stop - start])
+            quadratic.append(both[:, stop - start:])
+            filled = stop
+        if filled < states.shape[1]:
+            linear.append(jnp.zeros_like(states[:, filled:]))
+            quadratic.append(linear[-1])
+        linear, quadratic = jnp.concatenate(linear, axis=1), jnp.concatenate(quadratic, axis=1)
+        for (start, stop, begin, end), matrices in zip(self.difference_slabs, self.differences):
+            both = jnp.einsum("rj,rjk->rk", states[:, begin:end], matrices)
+            linear = linear.at[:, start:stop].add(both[:, :stop - start])
+            quadratic = quadratic.at[:, start:stop].add(both[:, stop - start:])
+        alphas = alphas[:, None]
+        return states + alphas * linear + alphas**2 * (quadratic + self.drive)
 
 
 @dataclasses.dataclass(frozen=True)
