@@ -643,8 +643,8 @@ class SlabOperator:
     the results agree with `MomentOperator.step` up to the order of summation.
     """
 
-    shared: tuple[Float[Array, "w t2"], ...]
-    differences: tuple[Float[Array, "R w t2"], ...]
+    shared: tuple[Float[Array, "_w _t2"], ...]   # each slab its own shape
+    differences: tuple[Float[Array, "R _w _t2"], ...]
     drive: Float[Array, "R n"]
     shared_slabs: tuple[Slab, ...] = static()
     difference_slabs: tuple[Slab, ...] = static()

@@ -185,18 +185,22 @@ def reference_schedules(problem, theta):
     return {"constant": rates.constant(0.5 / L), "inverse_time": rates.inverse_time(1.0 / mu, 2.0 * L / mu)}
 
 
-ENGINES = {"operator": rates.exact.DENSE_MAX_STATE, "structured": 0}   # engine: DENSE_MAX_STATE
+# engine: the settings of `rates.exact` that select it. "operator_by_parts" splits even the
+# small states of these cases into one slab per part, as larger states are.
+ENGINES = {"operator": {}, "operator_by_parts": {"SINGLE_SLAB_STATE": 0}, "structured": {"DENSE_MAX_STATE": 0}}
 
 
 @pytest.mark.parametrize("engine", list(ENGINES))
 @pytest.mark.parametrize("case", list(REFERENCE_CASES))
 def test_exact_curves_match_an_independent_dense_second_moment(case, engine, monkeypatch):
     """Every statistic at every checkpoint (12 requested over K = 300 steps) agrees to 1e-8
-    relative, for a constant and a decreasing step and batch sizes 1 and 4, by both engines
-    of `rates.exact` (the moment operator, with matrix powers for the constant step, and the
-    structured step). Measured: at most ~1e-12 (the constant-step curves that decay towards
-    1e-8, where each step's rounding is relatively largest), 1e-15 elsewhere."""
-    monkeypatch.setattr(rates.exact, "DENSE_MAX_STATE", ENGINES[engine])
+    relative, for a constant and a decreasing step and batch sizes 1 and 4, by every engine
+    of `rates.exact` (the moment operator, with matrix powers for the constant step and
+    `SlabOperator` for the decreasing one, in one slab or one per part; and the structured
+    step). Measured: at most ~1e-12 (the constant-step curves that decay towards 1e-8, where
+    each step's rounding is relatively largest), 1e-15 elsewhere."""
+    for name, value in ENGINES[engine].items():
+        monkeypatch.setattr(rates.exact, name, value)
     make, theta, x_init = REFERENCE_CASES[case]
     problem = make()
     x_init = None if x_init is None else np.asarray(x_init, np.float64)
@@ -246,6 +250,37 @@ def test_the_moment_operator_is_the_structured_step():
                                                                           jnp.asarray(0.25))
             np.testing.assert_allclose(operator.step(state, jnp.asarray(alpha)),
                                        rates.exact._flatten(structured, parts), rtol=1e-12, atol=1e-12)
+
+
+def test_slabs_are_the_dense_step_of_every_run_of_a_batch():
+    """`SlabOperator.step` on a batch of three noise variants (ridge at d = 6: n = 90, so one
+    slab per part) agrees with each run's `MomentOperator.step` to 1e-12 relative, at a
+    different step size per run; the runs share all but the blocks where the noise enters
+    (m → C and N → Q), and the slabs hold fewer numbers than the dense matrices."""
+    problem = problems.ridge(30, 6, seed=4)
+    dynamics = affine_dynamics(problem)
+    runs = [dynamics.with_noise_scaled(jacobian=factor) for factor in (0.0, 1.0, 4.0)]
+    start = rates.exact.ExactMoments.start(dynamics, jnp.ones(problem.dim))
+    parts = rates.exact._state_parts(dynamics)
+    operators = [rates.exact.moment_operator(run, 0.5, start) for run in runs]
+    sizes = [rates.exact._flatten(start, (name,)).shape[0] for name in parts]
+    n = sum(sizes)
+    assert n > rates.exact.SINGLE_SLAB_STATE    # the case of one slab per part
+    slabs = rates.exact.SlabOperator.build(np.stack([o.linear for o in operators]),
+                                           np.stack([o.quadratic for o in operators]),
+                                           jnp.stack([o.drive for o in operators]), sizes)
+    assert len(slabs.shared_slabs) == len(parts)
+    offsets = np.cumsum([0, *sizes])
+    where = {name: (int(offsets[i]), int(offsets[i + 1])) for i, name in enumerate(parts)}
+    assert {(start_, stop) for start_, stop, _, _ in slabs.difference_slabs} == {where["C"], where["Q"]}
+    stored = sum(matrix.size for matrix in slabs.shared) + sum(matrix.size for matrix in slabs.differences)
+    assert stored < 2 * n * n
+    states = jax.random.normal(jax.random.key(5), (len(runs), n), jnp.float64)
+    alphas = jnp.asarray([0.01, 0.05, 0.2])
+    stepped = slabs.step(states, alphas)
+    for operator, state, alpha, result in zip(operators, states, alphas, stepped):
+        np.testing.assert_allclose(result, operator.step(state, alpha), rtol=1e-12, atol=1e-12 * float(
+            jnp.max(jnp.abs(state))))
 
 
 @pytest.mark.parametrize("interpolation", ["none", "double"])
