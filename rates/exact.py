@@ -534,7 +534,8 @@ def _exact(dynamics: AffineDynamics, schedule: Schedule, x_init: Float[Array, " 
     through `_slab_batch`."""
     initial = ExactMoments.start(dynamics, x_init)
     if not dense:
-        return _stepped(initial, segment_lengths, lambda k, moments: moments.step(dynamics, schedule(k), inverse_batch),
+        return _stepped(initial, segment_lengths, lambda alpha, moments: moments.step(dynamics, alpha, inverse_batch),
+                        jax.vmap(schedule),
                         statistics=lambda moments: moments.statistics(dynamics))
     parts = _state_parts(dynamics)
     powers = _powers(moment_operator(dynamics, inverse_batch, initial).matrix(schedule(0)), max_bits)
@@ -550,18 +551,22 @@ def _exact(dynamics: AffineDynamics, schedule: Schedule, x_init: Float[Array, " 
     return lax.scan(segment, start, segment_lengths)[1]
 
 
-def _stepped(initial, segment_lengths, advance, *, statistics):
-    """Step by step (`advance(k, state)`), `UNROLL` steps per pass of the loop, recording
-    `statistics(state)` at the end of each segment."""
+def _stepped(initial, segment_lengths, advance, step_sizes, *, statistics):
+    """Step by step (`advance(α_k, state)`), `UNROLL` steps per pass of the loop, recording
+    `statistics(state)` at the end of each segment. `step_sizes(ks)` gives the steps' α_k
+    (a leading axis over `ks`), computed once per pass: a small state spends a step mostly
+    in the calls that make it, and α_k would be one more."""
     def run(state, start, length):
         def block(i, state_):
+            alphas = step_sizes(start + i * UNROLL + jnp.arange(UNROLL))
             for j in range(UNROLL):
-                state_ = advance(start + i * UNROLL + j, state_)
+                state_ = advance(alphas[j], state_)
             return state_
 
         blocks = length // UNROLL
         state = lax.fori_loop(0, blocks, block, state)
-        return lax.fori_loop(start + blocks * UNROLL, start + length, advance, state)
+        return lax.fori_loop(start + blocks * UNROLL, start + length,
+                             lambda k, state_: advance(step_sizes(k[None])[0], state_), state)
 
     def segment(carry, length):
         state, k = carry
@@ -601,15 +606,16 @@ def _stacked_operators(dynamics, x_init, inverse_batch):
 def _slab_stepped(slabs: SlabOperator, dynamics, schedule, initial, segment_lengths) -> Float[Array, "R C 3"]:
     parts = _state_parts(dynamics)
 
-    def advance(k, states):
-        return slabs.step(states, jax.vmap(lambda one: one(k))(schedule))
+    def step_sizes(ks):
+        return jax.vmap(lambda k: jax.vmap(lambda one: one(k))(schedule))(ks)
 
     def statistics(states):
         return jax.vmap(lambda one, state, start: _unflatten(state, start, parts).statistics(one))(
             dynamics, states, initial)
 
     states = jax.vmap(_flatten, in_axes=(0, None))(initial, parts)
-    return jnp.swapaxes(_stepped(states, segment_lengths, advance, statistics=statistics), 0, 1)
+    return jnp.swapaxes(_stepped(states, segment_lengths, lambda alphas, states_: slabs.step(states_, alphas),
+                                 step_sizes, statistics=statistics), 0, 1)
 
 
 # A slab: the rows `[row_start, row_stop)` of one part of the state against the columns
