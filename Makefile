@@ -15,10 +15,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# The report runs its tasks in one worker process per core, each pinned to its core
+# The report runs its tasks in one worker process per core, each pinned to its core, and
+# keeps its compiled programs in .cache/ for the next run; XLA:CPU logs an error line for
+# each program it loads from there, which TF_CPP_MIN_LOG_LEVEL=3 silences
 # (experiments/workers.py, docs/performance.md).
 report: $(STAMP)
-	$(BIN)/python -m rates report --out report
+	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -m rates report --out report --compilation-cache .cache/jax
 
 dsgd: $(STAMP)
 	$(BIN)/python -m rates dsgd --out dsgd-report
@@ -42,4 +44,4 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis .cache

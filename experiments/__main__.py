@@ -1,6 +1,6 @@
 """The command line of the studies, as `python -m experiments` or `python -m rates`:
 
-- `report --out DIR [--quick]`: the rate report;
+- `report --out DIR [--quick] [--compilation-cache DIR]`: the rate report;
 - `dsgd --out DIR [--quick] [--models NAME …]`: the comparison of gradient estimators;
 - `smoothing --out DIR [--quick]`: the variance study of black-box smoothing;
 - `phase --out DIR [--quick]`: the exact rates of decreasing steps against aμ (the phase diagram);
@@ -9,7 +9,11 @@
   counterexample to a claimed bound (`rates.claims.falsify`).
 
 Each study runs through `experiments.study.write`; the exit status is 0 when every verdict
-passed (for `falsify`: when the claim was not refuted), 1 otherwise.
+passed (for `falsify`: when the claim was not refuted), 1 otherwise. `--compilation-cache
+DIR` keeps compiled programs in DIR for the next run (`experiments.workers.compilation_cache`);
+XLA:CPU then writes an error-level line for every program it loads from the cache, which
+`TF_CPP_MIN_LOG_LEVEL=3` in the environment silences (`make report` sets it; XLA reads it
+when JAX is first imported, so it cannot be set from here).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import sys
 
 import jax
 
-from experiments import dsgd, hypergradients, phase, report, smoothing, study
+from experiments import dsgd, hypergradients, phase, report, smoothing, study, workers
 from rates import claims
 
 STUDIES = {"report": report.STUDY, "dsgd": dsgd.STUDY, "smoothing": smoothing.STUDY, "phase": phase.STUDY,
@@ -57,6 +61,8 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
         command = commands.add_parser(name, help=summary)
         command.add_argument("--out", type=pathlib.Path, required=True, help="output directory")
         command.add_argument("--quick", action="store_true", help=quick)
+        command.add_argument("--compilation-cache", type=pathlib.Path, default=None, metavar="DIR",
+                             help="keep compiled programs in DIR (a directory per machine inside) for later runs")
     commands.choices["dsgd"].add_argument("--models", nargs="+", default=None, choices=tuple(dsgd.PROTOCOL),
                                           help="a subset of the models")
     _falsify_parser(commands)
@@ -108,6 +114,8 @@ def main(argv=None, prog: str | None = None) -> int:
     args = parser(prog).parse_args(argv)
     if args.command == "falsify":
         return _falsify(args)
+    if args.compilation_cache is not None:
+        workers.compilation_cache(args.compilation_cache)
     chosen = STUDIES[args.command]
     settings = chosen.settings(args.quick)
     if getattr(args, "models", None):

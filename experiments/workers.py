@@ -16,8 +16,11 @@ run unpinned; the results are the same.
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
+import pathlib
+import platform
 import time
 from concurrent.futures import ProcessPoolExecutor
 
@@ -32,8 +35,14 @@ def schedulable_cores() -> list[int]:
     return list(range(os.cpu_count() or 1))
 
 
-def _start_worker(cores) -> None:
-    """In a new worker, before JAX starts: take a core, pin to it, one CPU device, float64."""
+# JAX's settings of the persistent compilation cache, passed on to the workers.
+CACHE_SETTINGS = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+                  "jax_persistent_cache_min_entry_size_bytes")
+
+
+def _start_worker(cores, cache_settings) -> None:
+    """In a new worker, before JAX starts: take a core, pin to it, one CPU device, float64,
+    and the parent's persistent compilation cache."""
     core = cores.get()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {core})
@@ -41,30 +50,78 @@ def _start_worker(cores) -> None:
 
     jax.config.update("jax_num_cpu_devices", 1)
     jax.config.update("jax_enable_x64", True)   # every study checks rates in float64
+    for name, value in cache_settings.items():
+        jax.config.update(name, value)
 
 
 def pinned_workers(max_workers: int | None = None) -> ProcessPoolExecutor:
     """A process pool with one worker per schedulable core (at most `max_workers` and
     `MAX_WORKERS`), each pinned to its own core, with one JAX CPU device and float64.
-    Workers are started with `spawn`: a fresh interpreter, no JAX state inherited."""
+    Workers are started with `spawn`: a fresh interpreter, no JAX state inherited but the
+    persistent compilation cache, when this process has one (`compilation_cache`)."""
+    import jax
+
     cores = schedulable_cores()
     count = min(len(cores), MAX_WORKERS, max_workers or len(cores))
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     for core in cores[:count]:
         queue.put(core)
-    return ProcessPoolExecutor(count, mp_context=context, initializer=_start_worker, initargs=(queue,))
+    cache_settings = ({name: getattr(jax.config, name) for name in CACHE_SETTINGS}
+                      if jax.config.jax_compilation_cache_dir else {})
+    return ProcessPoolExecutor(count, mp_context=context, initializer=_start_worker, initargs=(queue, cache_settings))
+
+
+def machine_key(cpu_description: str | None = None) -> str:
+    """A short hash of what a compiled program depends on: the architecture, the CPU's
+    instruction-set flags (`/proc/cpuinfo`, where there is one) and the JAX and jaxlib
+    versions. `cpu_description`: the flags to use instead of this machine's."""
+    import jax
+    import jaxlib
+
+    if cpu_description is None:
+        cpu_description = platform.processor()
+        cpuinfo = pathlib.Path("/proc/cpuinfo")
+        if cpuinfo.exists():
+            flags = [line for line in cpuinfo.read_text().splitlines() if line.startswith(("flags", "Features"))]
+            cpu_description = flags[0] if flags else cpu_description
+    text = "\n".join([platform.machine(), cpu_description, jax.__version__, jaxlib.__version__])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def compilation_cache(root: str | os.PathLike) -> pathlib.Path:
+    """Switch on JAX's persistent compilation cache for this process (and the workers that
+    `pinned_workers` starts after it), in a directory of `root` named by `machine_key`,
+    caching every program however fast it compiles. Returns the directory.
+
+    Why: compilation is about a third of the rate report's work on a CPU, and a worker
+    that compiles a program puts it where the other workers find it. Why a directory per
+    machine: XLA:CPU compiles for the instruction set of the machine it runs on, and its
+    cache does not tell one machine from another (it loads a program compiled elsewhere
+    with an error-level log line about "machine features" and the warning that it may
+    fail with an illegal instruction); a cache shared between machines, as a home
+    directory on a network drive is, then stays apart. The log lines come on every load
+    even on the machine that compiled the program (jaxlib 0.10.1): `TF_CPP_MIN_LOG_LEVEL=3`
+    in the environment before JAX is imported silences them (`make report` sets it)."""
+    import jax
+
+    directory = pathlib.Path(root) / machine_key()
+    directory.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(directory))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return directory
 
 
 def describe(pause: float = 0.0) -> dict:
     """What the process it runs in is: `pid`, the `cores` it may run on, whether JAX is in
-    float64 and how many devices it has; after `pause` seconds (so that, given several
-    tasks at once, every worker of a pool takes one)."""
+    float64, how many devices it has and its compilation cache's directory; after `pause`
+    seconds (so that, given several tasks at once, every worker of a pool takes one)."""
     import jax
 
     time.sleep(pause)
     return {"pid": os.getpid(), "cores": schedulable_cores(), "x64": bool(jax.config.read("jax_enable_x64")),
-            "devices": jax.device_count()}
+            "devices": jax.device_count(), "compilation_cache": jax.config.jax_compilation_cache_dir}
 
 
-__all__ = ["MAX_WORKERS", "describe", "pinned_workers", "schedulable_cores"]
+__all__ = ["MAX_WORKERS", "compilation_cache", "describe", "machine_key", "pinned_workers", "schedulable_cores"]

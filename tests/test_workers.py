@@ -1,8 +1,11 @@
 """The worker processes of the rate report (`experiments.workers`): one per core, each pinned
-to its own core, with one JAX device and float64."""
+to its own core, with one JAX device, float64 and their parent's compilation cache."""
 
+import json
 import multiprocessing
 import os
+import subprocess
+import sys
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
@@ -44,3 +47,41 @@ def test_the_pool_has_no_more_workers_than_asked_for():
         seen = list(pool.map(workers.describe, [0.0] * 3))
     assert len({d["pid"] for d in seen}) == 1
     assert seen[0]["pid"] != os.getpid()
+
+
+def test_the_cache_directory_is_named_by_the_machine():
+    """One machine, one name; other instruction-set flags, another name."""
+    flags = "flags : fpu sse sse2 avx avx2"
+    assert workers.machine_key(flags) == workers.machine_key(flags)
+    assert workers.machine_key(flags) != workers.machine_key(flags + " avx512f")
+    assert len(workers.machine_key()) == 16
+
+
+# In a fresh interpreter: switching the cache on is for the whole process, and the test
+# process must keep its own settings.
+CACHE_SCRIPT = """
+import json, sys
+import jax
+from experiments import workers
+if sys.argv[1] != "none":
+    print(json.dumps({"directory": str(workers.compilation_cache(sys.argv[1]))}))
+with workers.pinned_workers(max_workers=1) as pool:
+    print(json.dumps(pool.submit(workers.describe).result()))
+"""
+
+
+def run_cache_script(root: str) -> list[dict]:
+    done = subprocess.run([sys.executable, "-c", CACHE_SCRIPT, root], capture_output=True, text=True, check=True,
+                          timeout=300)
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def test_workers_share_the_compilation_cache_of_their_parent(tmp_path):
+    """`compilation_cache` puts the cache in a directory of the root named by the machine,
+    and the workers that `pinned_workers` starts after it use the same one; without it,
+    they have none (the negative check)."""
+    parent, worker = run_cache_script(str(tmp_path))
+    assert parent["directory"] == str(tmp_path / workers.machine_key())
+    assert worker["compilation_cache"] == parent["directory"]
+    (alone,) = run_cache_script("none")
+    assert alone["compilation_cache"] is None
