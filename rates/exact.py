@@ -64,7 +64,7 @@ UNROLL = 8
 # paying before they stop fitting in cache: for ridge at d = 10 with P and Q stored whole
 # (n = 320), three variants over 2,000,000 decreasing steps took 89 s dense against 80 s
 # structured; packed (n = 230), 71 s dense, 57 s with the variants' linear part shared, and
-# 26 s by slabs (one core, `SlabOperator`).
+# 28 s by slabs (14 µs a step on one core, `SlabOperator`).
 DENSE_MAX_STATE = 256
 
 # A state of at most this many numbers moves by one slab (the whole matrices): split by
