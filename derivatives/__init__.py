@@ -2,7 +2,7 @@
 or by finite differences.
 
 Through SGD, the method is an object (`ForwardMode`, `ReverseMode`, `ExplicitRecursion`,
-`TangentRecursion`; `derivatives.sgd` holds the step and the loop they share) or its name
+`TangentRecursion`, `ClosedFormRecursion`; `derivatives.sgd` holds the step and the loop they share) or its name
 in `MODES`, passed to `unrolled(..., mode=...)`. Hypergradients of bilevel problems are
 `hypergradient(bilevel, θ, key, method=...)`, the methods in `derivatives.hypergradients`.
 """
@@ -20,6 +20,7 @@ from derivatives.hypergradients import hypergradient
 from derivatives.implicit import implicit_jacobian
 from derivatives.noises import SYMMETRIC_NOISES
 from derivatives.sgd import (
+    ClosedFormRecursion,
     DerivativeMethod,
     DivergenceError,
     ExplicitRecursion,
@@ -39,6 +40,7 @@ __all__ = [
     "NOISES",
     "SAMPLINGS",
     "SYMMETRIC_NOISES",
+    "ClosedFormRecursion",
     "DerivativeMethod",
     "DivergenceError",
     "ExplicitRecursion",

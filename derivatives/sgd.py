@@ -16,8 +16,9 @@ separate objects:
   `iterate_segments` records statistics between segments of it. `derivatives.unrolled`,
   `rates.error_curves` and the DSGD trainer of `rates.dsgd` all drive it.
 - A derivative method says how `J_K = ∂θ x_K` is obtained. `ForwardMode` and
-  `ReverseMode` differentiate the loop; `ExplicitRecursion` and `TangentRecursion`
-  carry a derivative state through it, advanced one step at a time by `init`/`step`.
+  `ReverseMode` differentiate the loop; `ExplicitRecursion`, `TangentRecursion` and
+  `ClosedFormRecursion` (for problems with a `jacobian_step`) carry a derivative state
+  through it, advanced one step at a time by `init`/`step`.
 """
 
 from __future__ import annotations
@@ -308,6 +309,39 @@ class TangentRecursion:
         return solve_stepwise(self, sgd, theta, x_init, key, num_steps)
 
 
+def has_closed_form_step(problem: Problem) -> bool:
+    """Whether `problem` supplies `jacobian_step(θ, batch, x, J, α) ↦ (x_{k+1}, J_{k+1})`: one
+    SGD step and the derivative recursion in closed form, `J` stored as `(d, p)`."""
+    return callable(getattr(problem, "jacobian_step", None))
+
+
+@dataclasses.dataclass(frozen=True)
+class ClosedFormRecursion:
+    """The derivative recursion by the problem's own `jacobian_step`, which writes the
+    minibatch Hessian and cross derivative out by their structure (e.g. rank b for a
+    sample-weighted model, `problems.weighted_regression`) instead of p Jacobian-vector
+    products. The derivative state is `J_k`, shape `(d, p)`. Exactly the recursion of
+    `ExplicitRecursion` and `TangentRecursion` (`tests/test_sgd.py` compares them to 1e-12);
+    the engine of `rates.error_curves` for problems that have it (`has_closed_form_step`)."""
+
+    def init(self, x_init: Float[Array, " d"], theta: Float[Array, " p"]) -> Float[Array, "d p"]:
+        return jnp.zeros((x_init.shape[0], theta.shape[0]), x_init.dtype)
+
+    def step(self, problem: Problem, theta: Float[Array, " p"], batch: PyTree, x: Float[Array, " d"],
+             state: Float[Array, "d p"], alpha: Float[ArrayLike, ""],
+             ) -> tuple[Float[Array, " d"], Float[Array, "d p"]]:
+        if not has_closed_form_step(problem):
+            raise TypeError(f"{type(problem).__name__} has no jacobian_step; use TangentRecursion()")
+        return problem.jacobian_step(theta, batch, x, state, alpha)
+
+    def jacobian(self, state: Float[Array, "d p"]) -> Float[Array, "d p"]:
+        return state
+
+    def solve(self, sgd: MinibatchSGD, theta: Float[Array, " p"], x_init: Float[Array, " d"],
+              key: KeyLike, num_steps: int) -> Solution:
+        return solve_stepwise(self, sgd, theta, x_init, key, num_steps)
+
+
 @dataclasses.dataclass(frozen=True)
 class DirectionalTangents:
     """The tangent recursion along the m rows `v_i` of `directions` (shape `(m, p)`): the
@@ -434,6 +468,7 @@ def divergence_error(problem: Problem, theta: Float[Array, " p"], schedule: Sche
 
 
 __all__ = [
+    "ClosedFormRecursion",
     "DerivativeMethod",
     "DirectionalTangents",
     "DivergenceError",
@@ -447,6 +482,7 @@ __all__ = [
     "check_run",
     "derivative_step",
     "draw",
+    "has_closed_form_step",
     "iterate",
     "iterate_segments",
     "minibatch",

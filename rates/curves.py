@@ -4,7 +4,9 @@ For S seeds and K steps, the mean and standard error over seeds of
 
 - `‖x_k − x*‖²`           (`iterate_error`),
 - `‖J_k − J*‖²_F`         (`jacobian_error`, `J_k = ∂θ x_k` by the Hessian-free tangent
-                           recursion `derivatives.sgd.TangentRecursion`),
+                           recursion `derivatives.sgd.TangentRecursion`, or by the
+                           problem's closed-form step, `ClosedFormRecursion`, when it
+                           has one),
 - `F(x_k) − F(x*)`        (`suboptimality`),
 
 are recorded at log-spaced checkpoints, together with a fourth per-seed statistic,
@@ -46,11 +48,13 @@ from jaxtyping import ArrayLike, Float, Int, Real
 
 from derivatives.schedules import StepSize
 from derivatives.sgd import (
+    ClosedFormRecursion,
     DirectionalTangents,
     MinibatchSGD,
     TangentRecursion,
     check_run,
     divergence_error,
+    has_closed_form_step,
     iterate_segments,
     stepwise_advance,
 )
@@ -66,8 +70,10 @@ SEED_AXIS = "seeds"
 
 AUTO = "auto"   # jacobian_probes: m from rates.probes.default_probe_count
 
-# The derivative: forward-mode tangents without the Hessian, stored as Jᵀ.
+# The derivative: forward-mode tangents without the Hessian, stored as Jᵀ; or, for a problem
+# with a `jacobian_step`, that closed form, stored as J.
 METHOD = TangentRecursion()
+CLOSED_FORM = ClosedFormRecursion()
 
 # On a CPU, chunks whose Jacobians stay in cache run faster than all seeds at once, and
 # they bound the memory of a run with many seeds: at d = p = 64, 256 seeds, chunks of 32
@@ -361,10 +367,12 @@ def _curves(problem, theta, key, schedule, x_init, segment_lengths, batch_size, 
     # Padding seeds repeat real keys; their statistics are dropped before the reduction.
     keys = jax.random.split(key, num_seeds)[jnp.arange(padded) % num_seeds]
     sgd = MinibatchSGD(problem, schedule, batch_size)
+    closed_form = probes is None and has_closed_form_step(problem)
 
     def statistics(state, target, weight):
-        # Without probes: tangents = Jᵀ against target = J*ᵀ, weight 1, compared in their
-        # own (contiguous) layout. With probes: rows J_k vᵢ against J* vᵢ, weight 1/m.
+        # Without probes: tangents = Jᵀ against target = J*ᵀ (or J against J* by the closed
+        # form), weight 1, compared in their own (contiguous) layout. With probes: rows
+        # J_k vᵢ against J* vᵢ, weight 1/m.
         x, tangents = state
         per_row = jnp.sum((tangents - target) ** 2, axis=1)
         values = [
@@ -376,7 +384,8 @@ def _curves(problem, theta, key, schedule, x_init, segment_lengths, batch_size, 
         if bilevel is not None:
             # The unrolled hypergradient ∇θG(x_k) + J_kᵀ∇ₓG(x_k) against the exact one.
             outer_x, outer_theta = bilevel.outer_gradients(x, theta)
-            values.append(jnp.sum((outer_theta + tangents @ outer_x - hypergradient_star) ** 2))
+            transposed = outer_x @ tangents if closed_form else tangents @ outer_x
+            values.append(jnp.sum((outer_theta + transposed - hypergradient_star) ** 2))
         probe_spread = jnp.var(per_row, ddof=1) if probes is not None and probes.count > 1 else None
         return jnp.stack(values), probe_spread
 
@@ -388,7 +397,9 @@ def _curves(problem, theta, key, schedule, x_init, segment_lengths, batch_size, 
                                 else lax.pcast(leaf, SEED_AXIS, to="varying"), tree)
 
         theta_ = theta
-        if probes is None:
+        if closed_form:
+            method, target, weight = CLOSED_FORM, jac_star, 1.0
+        elif probes is None:
             method, target, weight = METHOD, jac_star.T, 1.0
         else:
             # The probes come from the seed's key, so they vary over the mesh, and θ, which

@@ -791,6 +791,7 @@ __all__ = [
     "Limit",
     "MomentOperator",
     "NotAffineError",
+    "SlabOperator",
     "affine_dynamics",
     "decreasing_limit",
     "exact_curves",

@@ -17,9 +17,21 @@ from hypothesis import given
 import derivatives
 import problems
 import rates
-from derivatives.sgd import TangentRecursion, iterate, iterate_segments, sgd_step, solve_stepwise
+from derivatives.sgd import (
+    ClosedFormRecursion,
+    TangentRecursion,
+    derivative_step,
+    has_closed_form_step,
+    iterate,
+    iterate_segments,
+    sgd_step,
+    solve_stepwise,
+    tangent_step,
+)
 from derivatives.unrolled import METHODS
+from problems import bilevel
 from problems.strategies import problems_and_thetas
+from rates.curves import seed_statistics
 
 NUM_STEPS = 60
 
@@ -114,6 +126,78 @@ def test_error_curves_run_the_steps_of_unrolled_tangent_mode():
     jacobian_error = np.mean([float(jnp.sum((jac - jac_star) ** 2)) for _, jac in runs])
     assert curves.iterate_error[-1] == pytest.approx(iterate_error, rel=1e-12)
     assert curves.jacobian_error[-1] == pytest.approx(jacobian_error, rel=1e-12)
+
+
+def _sample_weighted(loss):
+    """A small sample-weighted problem at a θ away from 0, so that every σ(θᵢ) differs."""
+    problem = bilevel.hyper_cleaning(12, 5, 3, loss=loss, seed=4).inner
+    return problem, jax.random.normal(jax.random.key(1), (problem.param_dim,))
+
+
+def _closed_form_discrepancy(step, problem, theta, batch):
+    """The relative error of `step`'s increments `x_{k+1} − x_k` and `J_{k+1} − J_k` against
+    the tangent recursion's from the same random `x_k`, `J_k`, α = 0.3/L (the larger one)."""
+    x = jax.random.normal(jax.random.key(2), (problem.dim,))
+    jac = jax.random.normal(jax.random.key(3), (problem.dim, problem.param_dim))
+    alpha = 0.3 / float(problem.smoothness(theta))
+    x_next, jac_next = step(theta, batch, x, jac, alpha)
+    x_tangent, tangents = tangent_step(problem, theta, batch, x, jac.T, alpha)
+    return max(relative_error(x_next - x, x_tangent - x), relative_error(jac_next - jac, tangents.T - jac))
+
+
+BATCHES = {"one sample": np.array([7]), "a repeated sample": np.array([2, 9, 2, 5]), "every sample": None}
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+@pytest.mark.parametrize("rows", list(BATCHES.values()), ids=list(BATCHES))
+def test_the_closed_form_step_is_the_tangent_step(loss, rows):
+    """`SampleWeightedRegression.jacobian_step` is the step of `TangentRecursion` (and of the
+    explicit recursion with the Hessian formed) to 1e-12 relative, repeated samples included.
+    Negative check: the same comparison rejects it without its cross term (by linearity in J,
+    the step at J = 0 is that term alone) and with a repeated sample's cross term counted once."""
+    problem, theta = _sample_weighted(loss)
+    batch = problem.data if rows is None else jax.tree.map(lambda leaf: leaf[rows], problem.data)
+    assert has_closed_form_step(problem) and not has_closed_form_step(problems.weighted_ridge(10, 2))
+    assert _closed_form_discrepancy(problem.jacobian_step, problem, theta, batch) < 1e-12
+    explicit = derivative_step(problem, theta, batch, jnp.ones(3), jnp.eye(3, problem.param_dim), 0.1)
+    assert_relative_close(problem.jacobian_step(theta, batch, jnp.ones(3), jnp.eye(3, problem.param_dim), 0.1)[1],
+                          explicit, 1e-12, "closed form vs explicit recursion")
+
+    def without_cross_term(theta, batch, x, jac, alpha):
+        x_next, jac_next = problem.jacobian_step(theta, batch, x, jac, alpha)
+        return x_next, jac_next - problem.jacobian_step(theta, batch, x, jnp.zeros_like(jac), alpha)[1]
+
+    assert _closed_form_discrepancy(without_cross_term, problem, theta, batch) > 1e-3
+    if rows is not None and len(set(rows.tolist())) < len(rows):
+        def counting_a_repeat_once(theta, batch, x, jac, alpha):
+            # Minus one copy's share (1/b of its own one-sample cross term): what a scatter
+            # that overwrites, instead of adding, leaves of a repeated column.
+            x_next, jac_next = problem.jacobian_step(theta, batch, x, jac, alpha)
+            first = jax.tree.map(lambda leaf: leaf[:1], batch)
+            cross = problem.jacobian_step(theta, first, x, jnp.zeros_like(jac), alpha)[1]
+            return x_next, jac_next - cross / len(rows)
+
+        assert _closed_form_discrepancy(counting_a_repeat_once, problem, theta, batch) > 1e-3
+
+
+def test_error_curves_take_the_closed_form_and_match_unrolled_tangent_mode():
+    """On a problem with a `jacobian_step`, `error_curves` runs `ClosedFormRecursion`; seed s
+    is still `unrolled(..., mode="tangent")` with key `split(key, S)[s]`, to 1e-10 relative
+    (the two recursions round differently). The closed form run through `unrolled` agrees too."""
+    problem, theta = _sample_weighted("logistic")
+    key, num_seeds, num_steps = jax.random.key(3), 3, 50
+    settings = dict(step_size=rates.inverse_time(1.0, 20.0), num_steps=num_steps, batch_size=2)
+    seeds = seed_statistics(problem, theta, key=key, num_seeds=num_seeds, num_checkpoints=4, **settings)
+    x_star, jac_star = problem.solution(theta), problem.solution_jacobian(theta)
+    for s, seed_key in enumerate(jax.random.split(key, num_seeds)):
+        x, jac = derivatives.unrolled(problem, theta, seed_key, mode="tangent", **settings)
+        closed = derivatives.unrolled(problem, theta, seed_key, mode=ClosedFormRecursion(), **settings)[1]
+        assert_relative_close(closed, jac, 1e-12, "closed form vs tangent through unrolled")
+        assert seeds.values[s, -1, 0] == pytest.approx(float(jnp.sum((x - x_star) ** 2)), rel=1e-10)
+        assert seeds.values[s, -1, 1] == pytest.approx(float(jnp.sum((jac - jac_star) ** 2)), rel=1e-10)
+    with pytest.raises(TypeError, match="no jacobian_step"):
+        ridge = problems.weighted_ridge(10, 2)
+        derivatives.unrolled(ridge, ridge.theta0, key, mode=ClosedFormRecursion(), **settings)
 
 
 def test_the_loop_hands_each_step_its_key_and_tracks_the_first_nonfinite_state():
