@@ -87,15 +87,18 @@ def _run_tasks(settings: Settings, progress: Progress, pool: Executor) -> Report
     families = () if settings.hypergradients is None else hypergradients.FAMILIES
     checks = {family: submit(hypergradients.check_named_family, family, settings.hypergradients)
               for family in reversed(families)}
-    sweep_seeds = [submit(_sweep_seeds, fraction, settings) for fraction in SWEEP_FRACTIONS]
+    # Smaller steps run longer (K scales as 1/α): the smallest goes first, so that the two
+    # workers finish together.
+    sweep_seeds = {fraction: submit(_sweep_seeds, fraction, settings) for fraction in sorted(SWEEP_FRACTIONS)}
 
     results = []
     for regime in REGIMES:
         (truth, exact_seconds), (measured, seeds_seconds) = truths[regime.name].result(), seeds[regime.name].result()
         results.append(run_regime(regime, settings, truth=truth, seeds=measured))
         progress.advance(f"{regime.name} (seeds {seeds_seconds:.0f} s, exact {exact_seconds:.0f} s)")
-    sweep = run_sweep(settings, seeds=[future.result()[0] for future in sweep_seeds])
-    progress.advance(f"constant_step_sweep ({sum(future.result()[1] for future in sweep_seeds):.0f} s)")
+    sweep_results = [sweep_seeds[fraction].result() for fraction in SWEEP_FRACTIONS]
+    sweep = run_sweep(settings, seeds=[measured for measured, _ in sweep_results])
+    progress.advance(f"constant_step_sweep ({sum(seconds for _, seconds in sweep_results):.0f} s)")
     hypergradient_checks = None
     if settings.hypergradients is not None:
         found, total = [], 0.0
