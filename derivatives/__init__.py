@@ -2,9 +2,10 @@
 or by finite differences.
 
 Through SGD, the method is an object (`ForwardMode`, `ReverseMode`, `ExplicitRecursion`,
-`TangentRecursion`, `ClosedFormRecursion`; `derivatives.sgd` holds the step and the loop they share) or its name
-in `MODES`, passed to `unrolled(..., mode=...)`. Hypergradients of bilevel problems are
-`hypergradient(bilevel, θ, key, method=...)`, the methods in `derivatives.hypergradients`.
+`TangentRecursion`, `ClosedFormRecursion`; `derivatives.sgd` holds the step and the loop
+they share) or its name in `MODES`, passed to `unrolled(..., mode=...)`. Hypergradients of
+bilevel problems are `hypergradient(bilevel, θ, key, method=...)`, the methods in
+`derivatives.hypergradients`.
 """
 
 from derivatives import hypergradients, noises, schedules

@@ -384,8 +384,8 @@ def _curves(problem, theta, key, schedule, x_init, segment_lengths, batch_size, 
         if bilevel is not None:
             # The unrolled hypergradient ∇θG(x_k) + J_kᵀ∇ₓG(x_k) against the exact one.
             outer_x, outer_theta = bilevel.outer_gradients(x, theta)
-            transposed = outer_x @ tangents if closed_form else tangents @ outer_x
-            values.append(jnp.sum((outer_theta + transposed - hypergradient_star) ** 2))
+            through_x = outer_x @ tangents if closed_form else tangents @ outer_x     # J_kᵀ∇ₓG
+            values.append(jnp.sum((outer_theta + through_x - hypergradient_star) ** 2))
         probe_spread = jnp.var(per_row, ddof=1) if probes is not None and probes.count > 1 else None
         return jnp.stack(values), probe_spread
 

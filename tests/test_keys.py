@@ -26,6 +26,8 @@ MIXTURE = programs.mixture1d()
 SUM = lambda y: jnp.sum(jnp.sign(y))  # noqa: E731
 SGD = MinibatchSGD(RIDGE, rates.constant(0.01), 1)
 BILEVEL = problems.bilevel.ridge_validation(20, 10, 3, per_feature=True)
+WEIGHTED = problems.bilevel.hyper_cleaning(20, 10, 3).inner
+WEIGHTED_SGD = MinibatchSGD(WEIGHTED, rates.constant(0.01), 1)
 
 ENTRY_POINTS = {
     "problems.FiniteSumProblem.sample": lambda key: RIDGE.sample(key, 3),
@@ -44,6 +46,8 @@ ENTRY_POINTS = {
     **{f"derivatives.{method}.solve": lambda key, method=method: getattr(derivatives, method)().solve(
         SGD, RIDGE.theta0, jnp.zeros(RIDGE.dim), key, 5) for method in ("ForwardMode", "ReverseMode",
                                                                         "ExplicitRecursion", "TangentRecursion")},
+    "derivatives.ClosedFormRecursion.solve": lambda key: derivatives.ClosedFormRecursion().solve(
+        WEIGHTED_SGD, WEIGHTED.theta0, jnp.zeros(WEIGHTED.dim), key, 5),
     # The protocol's `solve`, as every method implements it.
     "derivatives.DerivativeMethod.solve": lambda key: derivatives.TangentRecursion().solve(
         SGD, RIDGE.theta0, jnp.zeros(RIDGE.dim), key, 5),
