@@ -5,6 +5,8 @@ the engine of `rates.error_curves`. Negative checks show that each comparison ca
 
 from __future__ import annotations
 
+import math
+
 import jax
 import numpy as np
 import pytest
@@ -87,9 +89,10 @@ def test_the_neumann_bound_refuses_a_step_above_one_over_L():
 @pytest.mark.parametrize("name", ["per_feature_ridge", "cleaning_logistic"])
 def test_the_hypergradient_curves_are_the_unrolled_hypergradients_seed_by_seed(name):
     """Full-batch gradient descent draws nothing: every seed's hypergradient error equals the
-    error of `Unrolled(k, α, None, "forward")` at each checkpoint, to 1e-10 relative, or to
-    1e-13·‖h‖, the rounding of a hypergradient, where GD has converged (hyper-cleaning's
-    curves run the closed-form recursion, stored as J rather than Jᵀ)."""
+    squared error of `Unrolled(k, α, None, "forward")` at each checkpoint, to 1e-10 relative;
+    where GD has brought the error below 1e-6·‖h‖, the two errors differ by rounding of
+    relative size 1e-17/1e-6 and 1e-10 cannot hold, so there their norms must agree to
+    1e-13·‖h‖ (hyper-cleaning's curves run the closed-form recursion, stored as J, not Jᵀ)."""
     problem = FAMILIES[name]()
     step = 0.5 / float(problem.inner.smoothness(problem.theta0))
     curves = rh.hypergradient_curves(problem, step_size=step, num_steps=200, num_seeds=2, batch_size=None,
@@ -98,8 +101,11 @@ def test_the_hypergradient_curves_are_the_unrolled_hypergradients_seed_by_seed(n
     for k, error in zip(curves.steps, curves.hypergradient_error):
         estimate = hg.hypergradient(problem, problem.theta0, method="unrolled", num_steps=int(k), step_size=step,
                                     batch_size=None, mode="forward")
-        np.testing.assert_allclose(np.sqrt(error), float(np.linalg.norm(estimate - exact)), rtol=1e-10,
-                                   atol=1e-13 * float(np.linalg.norm(exact)))
+        expected, scale = float(np.sum((estimate - exact) ** 2)), float(np.linalg.norm(exact))
+        if expected > (1e-6 * scale) ** 2:
+            np.testing.assert_allclose(error, expected, rtol=1e-10, atol=1e-300)
+        else:
+            assert abs(math.sqrt(error) - math.sqrt(expected)) <= 1e-13 * scale, (k, error, expected)
     assert np.all(curves.hypergradient_error_se == 0)
     # The iterate and Jacobian curves of the same run are error_curves'.
     plain = rates.error_curves(problem.inner, step_size=step, num_steps=200, num_seeds=2, batch_size=None,
