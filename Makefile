@@ -18,9 +18,10 @@ $(STAMP): pyproject.toml
 # The report runs its tasks in one worker process per core, each pinned to its core, and
 # keeps its compiled programs in .cache/ for the next run; XLA:CPU logs an error line for
 # each program it loads from there, which TF_CPP_MIN_LOG_LEVEL=3 silences
-# (experiments/workers.py, docs/performance.md).
+# (experiments/workers.py, docs/performance.md). `python -m experiments` is `python -m rates`
+# without importing the library first: the workers start, and import, while this process does.
 report: $(STAMP)
-	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -m rates report --out report --compilation-cache .cache/jax
+	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -m experiments report --out report --compilation-cache .cache/jax
 
 dsgd: $(STAMP)
 	$(BIN)/python -m rates dsgd --out dsgd-report

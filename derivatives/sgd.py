@@ -36,7 +36,7 @@ from jax import lax
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, PyTree, Real
 
 from derivatives.schedules import Constant, PolynomialDecay, Schedule, StepSize, as_schedule
-from problems import Problem
+from problems import Problem, threefry
 from problems.pytrees import pytree_dataclass, static
 from problems.validation import KeyLike, as_key, check_batch_size, check_count, concrete, require_x64
 
@@ -46,7 +46,7 @@ from problems.validation import KeyLike, as_key, check_batch_size, check_count, 
 def minibatch(problem: Problem, key: PRNGKeyArray, k: Int[ArrayLike, ""], batch_size: int | None) -> PyTree:
     """The minibatch of step `k`, drawn with `fold_in(key, k)`; `batch_size=None` means the
     full data set (gradient descent)."""
-    return draw(problem, jax.random.fold_in(key, k), batch_size)
+    return draw(problem, threefry.fold_in(key, k), batch_size)
 
 
 def draw(problem: Problem, step_key: PRNGKeyArray, batch_size: int | None) -> PyTree:
@@ -143,12 +143,12 @@ def iterate(advance: Advance, state: State, key: KeyLike, num_steps: int | Int[A
     key = as_key(key)
     no_step = jnp.asarray(-1, jnp.int64)
     if watch is None:
-        return lax.fori_loop(start, start + num_steps, lambda k, s: advance(s, k, jax.random.fold_in(key, k)),
+        return lax.fori_loop(start, start + num_steps, lambda k, s: advance(s, k, threefry.fold_in(key, k)),
                              state), no_step
 
     def body(k, carry):
         state, first = carry
-        state = advance(state, k, jax.random.fold_in(key, k))
+        state = advance(state, k, threefry.fold_in(key, k))
         return state, first_nonfinite_step(first, k + 1, watch(state))
 
     return lax.fori_loop(start, start + num_steps, body, (state, no_step))

@@ -23,13 +23,12 @@ import dataclasses
 import pathlib
 import sys
 
-import jax
+# Only the standard library at import (`experiments.workers` too): the rate report starts its
+# workers before this process imports JAX and the studies, so that both import at once.
+from experiments import workers
 
-from experiments import dsgd, hypergradients, phase, report, smoothing, study, workers
-from rates import claims
-
-STUDIES = {"report": report.STUDY, "dsgd": dsgd.STUDY, "smoothing": smoothing.STUDY, "phase": phase.STUDY,
-           "hypergradients": hypergradients.STUDY}
+# What the rate report's tasks need: its workers import it as they start.
+REPORT_MODULES = ("experiments.report",)
 HELP = {
     "report": ("run every regime and write report.md, results.json and figures",
                "fewer seeds and steps (about a minute)"),
@@ -54,7 +53,17 @@ def _prog() -> str:
     return f"python -m {package}"
 
 
+def studies() -> dict:
+    """Each study by its command."""
+    from experiments import dsgd, hypergradients, phase, report, smoothing
+
+    return {"report": report.STUDY, "dsgd": dsgd.STUDY, "smoothing": smoothing.STUDY, "phase": phase.STUDY,
+            "hypergradients": hypergradients.STUDY}
+
+
 def parser(prog: str | None = None) -> argparse.ArgumentParser:
+    from experiments import dsgd
+
     result = argparse.ArgumentParser(prog=prog or _prog(), description="Rate checks for SGD and its derivatives.")
     commands = result.add_subparsers(dest="command", required=True)
     for name, (summary, quick) in HELP.items():
@@ -70,6 +79,8 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 
 def _falsify_parser(commands) -> None:
+    from rates import claims
+
     symbols = "; ".join(f"{name}: {meaning}" for name, meaning in claims.MEANINGS.items())
     command = commands.add_parser(
         "falsify", help="search for a counterexample to a claimed bound on SGD's error curves",
@@ -92,6 +103,8 @@ def _falsify_parser(commands) -> None:
 
 
 def _falsify(args) -> int:
+    from rates import claims
+
     definitions = {}
     for definition in args.define:
         name, separator, expression = definition.partition("=")
@@ -109,6 +122,13 @@ def _falsify(args) -> int:
 
 
 def main(argv=None, prog: str | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["report"] and not {"-h", "--help"} & set(argv):
+        workers.start_early(REPORT_MODULES)
+    import jax
+
+    from experiments import study
+
     # Every rate is checked in float64; the library leaves JAX's configuration to its caller.
     jax.config.update("jax_enable_x64", True)
     args = parser(prog).parse_args(argv)
@@ -116,7 +136,7 @@ def main(argv=None, prog: str | None = None) -> int:
         return _falsify(args)
     if args.compilation_cache is not None:
         workers.compilation_cache(args.compilation_cache)
-    chosen = STUDIES[args.command]
+    chosen = studies()[args.command]
     settings = chosen.settings(args.quick)
     if getattr(args, "models", None):
         settings = dataclasses.replace(settings, models=tuple(args.models))

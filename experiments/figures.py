@@ -11,6 +11,9 @@ table. Every study shapes its figures with `new_figure` and writes them with `sa
 
 from __future__ import annotations
 
+import io
+import pathlib
+
 import numpy as np
 from matplotlib import ticker
 from matplotlib.figure import Figure
@@ -32,9 +35,21 @@ def new_figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
-def save(figure: Figure, path) -> None:
-    """Write `figure` to `path` (the format from its suffix), legends outside the axes included."""
-    figure.savefig(path, dpi=DPI, bbox_inches="tight")
+def save(figure: Figure | bytes, path) -> None:
+    """Write `figure` to `path` (the format from its suffix), legends outside the axes
+    included; `bytes`, a file `png` made, are written as they are."""
+    if isinstance(figure, bytes):
+        pathlib.Path(path).write_bytes(figure)
+    else:
+        figure.savefig(path, dpi=DPI, bbox_inches="tight")
+
+
+def png(figure: Figure) -> bytes:
+    """`figure` as the PNG file `save` writes: a task for a worker process, which receives
+    the figure pickled and returns the file."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    return buffer.getvalue()
 
 
 def regime_figure(results, title: str) -> Figure:

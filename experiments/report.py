@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 import time
+from collections.abc import Mapping
 from concurrent.futures import Executor
 
 from experiments import figures, hypergradients, phase, study, workers
@@ -42,10 +43,14 @@ PHASE_FIGURE = "phase_diagram.png"
 
 @dataclasses.dataclass(frozen=True)
 class ReportResult:
+    """What `run` found; `drawn`: its figures as PNG files by name, drawn by the workers
+    (`regime_figures` draws them again, as matplotlib figures)."""
+
     regimes: tuple[RegimeResult, ...]
     sweep: dict
     phase: phase.PhaseDiagram | None = None
     hypergradients: hypergradients.HypergradientChecks | None = None
+    drawn: Mapping[str, bytes] = dataclasses.field(default_factory=dict, repr=False)
 
 
 def run(settings: Settings, progress: Progress = SILENT) -> ReportResult:
@@ -96,6 +101,10 @@ def _run_tasks(settings: Settings, progress: Progress, pool: Executor) -> Report
         (truth, exact_seconds), (measured, seeds_seconds) = truths[regime.name].result(), seeds[regime.name].result()
         results.append(run_regime(regime, settings, truth=truth, seeds=measured))
         progress.advance(f"{regime.name} (seeds {seeds_seconds:.0f} s, exact {exact_seconds:.0f} s)")
+    # The figures go to the workers as PNGs to draw, after the tasks already queued: drawn
+    # there, they take up the time a worker would wait for the other's last task, where here
+    # they would come after it (5 s, most of it laying out tick labels).
+    drawn = {name: pool.submit(figures.png, figure) for name, figure in _regime_group_figures(results).items()}
     sweep_results = [sweep_seeds[fraction].result() for fraction in SWEEP_FRACTIONS]
     sweep = run_sweep(settings, seeds=[measured for measured, _ in sweep_results])
     progress.advance(f"constant_step_sweep ({sum(seconds for _, seconds in sweep_results):.0f} s)")
@@ -111,7 +120,10 @@ def _run_tasks(settings: Settings, progress: Progress, pool: Executor) -> Report
     if settings.phase is not None:
         phase_diagram = phase.merge([diagram[case].result()[0] for case in cases])
         progress.advance(f"phase_diagram ({phase_diagram.seconds:.0f} s)")
-    return ReportResult(tuple(results), sweep, phase_diagram, hypergradient_checks)
+    drawn |= {name: pool.submit(figures.png, figure)
+              for name, figure in _closing_figures(sweep, phase_diagram, hypergradient_checks).items()}
+    return ReportResult(tuple(results), sweep, phase_diagram, hypergradient_checks,
+                        {name: future.result() for name, future in drawn.items()})
 
 
 def _exact_cost(name: str) -> tuple[bool, int]:
@@ -548,24 +560,47 @@ def _assessment_lines(report: ReportResult) -> list[str]:
 
 
 def regime_figures(outcome: study.Outcome) -> dict:
+    """Every figure of the report, by file name."""
     report = outcome.result
-    drawn = {group.file: figures.regime_figure([r for r in report.regimes if r.regime.group == group], group.title)
-             for group in groups(r.regime for r in report.regimes)}
-    drawn |= {SWEEP_FIGURE: figures.sweep_figure(report.sweep),
-              BOUND_OVER_TRUTH_FIGURE: figures.bound_over_truth_figure(bound_over_truth_entries(report))}
-    if report.phase is not None:
-        drawn[PHASE_FIGURE] = report.phase.figure()
-    if report.hypergradients is not None:
-        drawn[hypergradients.FIGURE] = report.hypergradients.figure()
+    return _regime_group_figures(report.regimes) | _closing_figures(report.sweep, report.phase, report.hypergradients)
+
+
+def _regime_group_figures(regimes) -> dict:
+    """The figures of the regimes alone: one per figure group, and the bounds ÷ truth."""
+    drawn = {group.file: figures.regime_figure([r for r in regimes if r.regime.group == group], group.title)
+             for group in groups(r.regime for r in regimes)}
+    drawn[BOUND_OVER_TRUTH_FIGURE] = figures.bound_over_truth_figure(bound_over_truth_entries(regimes))
     return drawn
 
 
-def bound_over_truth_entries(report: ReportResult) -> list[dict]:
-    """One entry per regime and certified bound for `figures.bound_over_truth_figure`:
-    `{"regime", "bound", "ratio", "kind"}`, kind one of `figures.RATIO_KINDS`; without an exact
-    truth, the bound ÷ measured minimum over the fit window (kind `"measured"`)."""
+def _closing_figures(sweep, phase_diagram, hypergradient_checks) -> dict:
+    """The figures of the sweep, the phase diagram and the hypergradients, where they ran."""
+    drawn = {SWEEP_FIGURE: figures.sweep_figure(sweep)}
+    if phase_diagram is not None:
+        drawn[PHASE_FIGURE] = phase_diagram.figure()
+    if hypergradient_checks is not None:
+        drawn[hypergradients.FIGURE] = hypergradient_checks.figure()
+    return drawn
+
+
+def _figure_files(outcome: study.Outcome) -> dict:
+    """What `study.write` writes: the PNGs the workers drew during the run, in the order of
+    `regime_figures`, or the figures themselves for a result without them."""
+    drawn = outcome.result.drawn
+    if not drawn:
+        return regime_figures(outcome)
+    order = [*(group.file for group in groups(r.regime for r in outcome.result.regimes)), SWEEP_FIGURE,
+             BOUND_OVER_TRUTH_FIGURE, PHASE_FIGURE, hypergradients.FIGURE]
+    return {name: drawn[name] for name in order if name in drawn}
+
+
+def bound_over_truth_entries(regimes) -> list[dict]:
+    """One entry per regime (`RegimeResult`s) and certified bound for
+    `figures.bound_over_truth_figure`: `{"regime", "bound", "ratio", "kind"}`, kind one of
+    `figures.RATIO_KINDS`; without an exact truth, the bound ÷ measured minimum over the fit
+    window (kind `"measured"`)."""
     entries = []
-    for result in report.regimes:
+    for result in regimes:
         if result.bound_over_truth is None:
             for quantity in ("iterate_error", "jacobian_error"):
                 ratios = result.bound_ratios[quantity]
@@ -590,7 +625,7 @@ def verdicts(report: ReportResult) -> dict[str, bool]:
 
 STUDY = study.Study(
     name="rate report", quick=QUICK, full=FULL, num_tasks=num_tasks, run=run,
-    markdown=markdown, document=document, figures=regime_figures, verdicts=verdicts,
+    markdown=markdown, document=document, figures=_figure_files, verdicts=verdicts,
     markdown_file="report.md", json_file="results.json", progress_lines=len(REGIMES) + 5,
 )
 

@@ -53,7 +53,8 @@ class Study(Generic[SettingsT, ResultT]):
     - `num_tasks`: the number of `progress.advance` calls a run makes at these settings.
     - `run`: `(settings, progress) -> result`, plain data, no file I/O.
     - `markdown`, `document`: an `Outcome` as markdown and as a JSON-serialisable dictionary.
-    - `figures`: an `Outcome` as `{file name: Figure}`.
+    - `figures`: an `Outcome` as `{file name: Figure}`, or the file's bytes where the run
+      drew it already (`figures.png`).
     - `verdicts`: the result as `{name: passed}`, in the order they are printed.
     - `markdown_file`, `json_file`: the names of the files written.
     - `progress_lines`: the most progress lines written off a terminal.
@@ -66,7 +67,7 @@ class Study(Generic[SettingsT, ResultT]):
     run: Callable[[SettingsT, Progress], ResultT]
     markdown: Callable[[Outcome], str]
     document: Callable[[Outcome], dict]
-    figures: Callable[[Outcome], Mapping[str, Figure]]
+    figures: Callable[[Outcome], Mapping[str, Figure | bytes]]
     verdicts: Callable[[ResultT], Mapping[str, bool]]
     markdown_file: str
     json_file: str

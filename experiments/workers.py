@@ -16,13 +16,17 @@ run unpinned; the results are the same.
 
 from __future__ import annotations
 
+import functools
+import gc
 import hashlib
+import importlib
 import multiprocessing
 import os
 import pathlib
 import platform
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
 
 # Each worker holds a JAX runtime (about 0.5 GiB): no more than this many.
 MAX_WORKERS = 8
@@ -40,9 +44,11 @@ CACHE_SETTINGS = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile
                   "jax_persistent_cache_min_entry_size_bytes")
 
 
-def _start_worker(cores, cache_settings) -> None:
-    """In a new worker, before JAX starts: take a core, pin to it, one CPU device, float64,
-    and the parent's persistent compilation cache."""
+def _start_worker(cores, preload) -> None:
+    """In a new worker, before JAX starts: take a core, pin to it, one CPU device, float64;
+    then import `preload` and move what the imports made out of the garbage collector's way
+    (`gc.freeze`: tracing makes many short-lived objects, and each full collection would
+    otherwise walk every object of the imported modules again)."""
     core = cores.get()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {core})
@@ -50,26 +56,89 @@ def _start_worker(cores, cache_settings) -> None:
 
     jax.config.update("jax_num_cpu_devices", 1)
     jax.config.update("jax_enable_x64", True)   # every study checks rates in float64
-    for name, value in cache_settings.items():
-        jax.config.update(name, value)
+    for module in preload:
+        importlib.import_module(module)
+    gc.freeze()
 
 
-def pinned_workers(max_workers: int | None = None) -> ProcessPoolExecutor:
-    """A process pool with one worker per schedulable core (at most `max_workers` and
-    `MAX_WORKERS`), each pinned to its own core, with one JAX CPU device and float64.
-    Workers are started with `spawn`: a fresh interpreter, no JAX state inherited but the
-    persistent compilation cache, when this process has one (`compilation_cache`)."""
+def _configured(cache_settings: dict, task, *args):
+    """`task(*args)` under the parent's compilation-cache settings. They travel with each
+    task rather than with the worker's start, so that workers may start before the parent
+    has chosen its cache; importing `preload` compiles nothing, so JAX decides whether to
+    use a cache (once a process, at its first compilation) only after they are set."""
     import jax
 
+    for name, value in cache_settings.items():
+        if getattr(jax.config, name) != value:
+            jax.config.update(name, value)
+    return task(*args)
+
+
+def _cache_settings() -> dict:
+    """This process's compilation-cache settings, when it has a cache (`compilation_cache`)."""
+    import jax
+
+    if not jax.config.jax_compilation_cache_dir:
+        return {}
+    return {name: getattr(jax.config, name) for name in CACHE_SETTINGS}
+
+
+def _ready() -> int:
+    return os.getpid()
+
+
+class PinnedWorkers(Executor):
+    """A process pool of pinned workers (`pinned_workers`) whose tasks run under the
+    compilation-cache settings their parent had when it submitted them."""
+
+    def __init__(self, count: int, preload: Sequence[str] = ()):
+        cores = schedulable_cores()
+        context = multiprocessing.get_context("spawn")
+        queue = context.Queue()
+        for core in cores[:count]:
+            queue.put(core)
+        self._pool = ProcessPoolExecutor(count, mp_context=context, initializer=_start_worker,
+                                         initargs=(queue, tuple(preload)))
+        # A spawned pool starts its processes as tasks arrive: one trivial task per worker
+        # starts them all now, each importing `preload`.
+        self._started = [self._pool.submit(_ready) for _ in range(count)]
+        self.count = count
+
+    def submit(self, fn, /, *args, **kwargs):
+        return self._pool.submit(_configured, _cache_settings(), functools.partial(fn, **kwargs), *args)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._pool.shutdown(wait, cancel_futures=cancel_futures)
+
+
+def _worker_count(max_workers: int | None) -> int:
     cores = schedulable_cores()
-    count = min(len(cores), MAX_WORKERS, max_workers or len(cores))
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    for core in cores[:count]:
-        queue.put(core)
-    cache_settings = ({name: getattr(jax.config, name) for name in CACHE_SETTINGS}
-                      if jax.config.jax_compilation_cache_dir else {})
-    return ProcessPoolExecutor(count, mp_context=context, initializer=_start_worker, initargs=(queue, cache_settings))
+    return min(len(cores), MAX_WORKERS, max_workers or len(cores))
+
+
+# Pools started by `start_early`, for the next `pinned_workers` call of this process.
+_STARTED_EARLY: dict[int, PinnedWorkers] = {}
+
+
+def start_early(preload: Sequence[str] = (), max_workers: int | None = None) -> None:
+    """Start the workers that the next `pinned_workers(max_workers)` call returns now, each
+    importing `preload` (the modules its tasks live in). A program calls this before its own
+    imports, so that the workers import while it does: on 2 cores the rate report's first
+    task then starts about 2 s sooner."""
+    count = _worker_count(max_workers)
+    if count not in _STARTED_EARLY:
+        _STARTED_EARLY[count] = PinnedWorkers(count, preload)
+
+
+def pinned_workers(max_workers: int | None = None) -> PinnedWorkers:
+    """A process pool with one worker per schedulable core (at most `max_workers` and
+    `MAX_WORKERS`), each pinned to its own core, with one JAX CPU device and float64: the
+    pool `start_early` started, if any, else a new one. Workers are started with `spawn`:
+    a fresh interpreter, no JAX state inherited but the persistent compilation cache,
+    when this process has one (`compilation_cache`) as it submits a task."""
+    count = _worker_count(max_workers)
+    early = _STARTED_EARLY.pop(count, None)
+    return early if early is not None else PinnedWorkers(count)
 
 
 def machine_key(cpu_description: str | None = None) -> str:
@@ -124,4 +193,5 @@ def describe(pause: float = 0.0) -> dict:
             "devices": jax.device_count(), "compilation_cache": jax.config.jax_compilation_cache_dir}
 
 
-__all__ = ["MAX_WORKERS", "compilation_cache", "describe", "machine_key", "pinned_workers", "schedulable_cores"]
+__all__ = ["MAX_WORKERS", "PinnedWorkers", "compilation_cache", "describe", "machine_key", "pinned_workers",
+           "schedulable_cores", "start_early"]

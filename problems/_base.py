@@ -18,13 +18,15 @@ import numpy as np
 from jax.typing import ArrayLike
 from jaxtyping import Array, Float, Int, PyTree, Real
 
+from problems import threefry
 from problems.pytrees import pytree_dataclass, static
 from problems.validation import KeyLike, as_key, as_theta, check_batch_size
 
 
 def uniform_indices(key: KeyLike, batch_size: int, n: int) -> Int[Array, " b"]:
     """`batch_size` indices drawn uniformly from `{0, …, n − 1}`, with replacement: `⌊u·n⌋`
-    for `u` uniform on the grid `j·2⁻⁵²` (`jax.random.uniform` in float64).
+    for `u` uniform on the grid `j·2⁻⁵²` (`jax.random.uniform` in float64, drawn bit for bit
+    by `problems.threefry.uniform`).
 
     One hash of the key per index, where `jax.random.randint` spends four (a split and two
     draws): in a loop of small SGD steps the draw is most of the work. The probability of
@@ -32,7 +34,7 @@ def uniform_indices(key: KeyLike, batch_size: int, n: int) -> Int[Array, " b"]:
     `n` runs of `2⁵²/n` points up to one, and the rounding of `u·n` moves at most one point
     across each boundary of a run), far below anything a Monte Carlo check resolves.
     """
-    return _index_of_uniform(jax.random.uniform(as_key(key), (batch_size,), dtype=jnp.float64), n)
+    return _index_of_uniform(threefry.uniform(as_key(key), (batch_size,)), n)
 
 
 def _index_of_uniform(u: Float[Array, " b"], n: int) -> Int[Array, " b"]:
