@@ -37,6 +37,14 @@ def uniform_indices(key: KeyLike, batch_size: int, n: int) -> Int[Array, " b"]:
     return _index_of_uniform(threefry.uniform(as_key(key), (batch_size,)), n)
 
 
+def inner(a: Float[ArrayLike, "*batch n"], b: Float[ArrayLike, "*batch n"]) -> Float[Array, "*batch"]:
+    """`a @ b` of two vectors, written as the sum of their products: under `vmap` over seeds
+    the matrix product becomes a batched one, a library call of its own at every step that
+    XLA:CPU does not fuse with the step around it, where the sum fuses (in the rate report's
+    Monte Carlo runs of least squares, a step took 11% less time)."""
+    return jnp.sum(jnp.asarray(a) * jnp.asarray(b), axis=-1)
+
+
 def _index_of_uniform(u: Float[Array, " b"], n: int) -> Int[Array, " b"]:
     # The clip guards the top of the grid, where u·n could round up to n.
     return jnp.minimum(jnp.floor(u * n).astype(jnp.int32), n - 1)

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from problems._base import FiniteSumProblem
+from problems._base import FiniteSumProblem, inner
 from problems._design import check_conditioning, gaussian_design, gram, max_row_norm_squared
 from problems.pytrees import pytree_dataclass, static
 from problems.validation import check_count, require_x64
@@ -48,7 +48,7 @@ class LeastSquares(FiniteSumProblem):
 
     def per_sample_loss(self, x, theta, sample):
         features, target0, target_jac = sample
-        return 0.5 * (features @ x - target0 - target_jac @ theta) ** 2
+        return 0.5 * (inner(features, x) - target0 - inner(target_jac, theta)) ** 2
 
     def _solution(self, theta):
         features, targets0, target_jac = self.data

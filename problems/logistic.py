@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from problems._base import FiniteSumProblem
+from problems._base import FiniteSumProblem, inner
 from problems._design import check_conditioning, gaussian_design, max_row_norm_squared
 from problems._newton import newton_minimise
 from problems.pytrees import pytree_dataclass, static
@@ -45,7 +45,7 @@ class LogisticRegression(FiniteSumProblem):
 
     def per_sample_loss(self, x, theta, sample):
         features, label = sample
-        return jnp.logaddexp(0.0, -label * (features @ x)) + 0.5 * theta[0] * (x @ x)
+        return jnp.logaddexp(0.0, -label * inner(features, x)) + 0.5 * theta[0] * inner(x, x)
 
     def _solution(self, theta):
         return newton_minimise(

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, Float
 
-from problems._base import FiniteSumProblem
+from problems._base import FiniteSumProblem, inner
 from problems._design import check_conditioning, gaussian_design, gram, max_row_norm_squared
 from problems.pytrees import pytree_dataclass, static
 from problems.validation import as_matrix, check_count, check_positive, require_x64
@@ -48,7 +48,7 @@ class RidgeRegression(FiniteSumProblem):
 
     def per_sample_loss(self, x, theta, sample):
         features, target = sample
-        return 0.5 * (features @ x - target) ** 2 + 0.5 * jnp.sum(self._penalty(theta) * x**2)
+        return 0.5 * (inner(features, x) - target) ** 2 + 0.5 * jnp.sum(self._penalty(theta) * x**2)
 
     def _hessian(self, theta):
         return gram(self.data[0]) + jnp.diag(self._penalty(theta))
