@@ -64,8 +64,8 @@ def _start_worker(cores, preload) -> None:
 def _configured(cache_settings: dict, task, *args):
     """`task(*args)` under the parent's compilation-cache settings. They travel with each
     task rather than with the worker's start, so that workers may start before the parent
-    has chosen its cache; importing `preload` compiles nothing, so JAX decides whether to
-    use a cache (once a process, at its first compilation) only after they are set."""
+    has chosen its cache (JAX reads a changed cache setting again at its next compilation,
+    `tests/test_workers.py`)."""
     import jax
 
     for name, value in cache_settings.items():
@@ -101,8 +101,8 @@ class PinnedWorkers(Executor):
                                          initargs=(queue, tuple(preload)))
         # A spawned pool starts its processes as tasks arrive: one trivial task per worker
         # starts them all now, each importing `preload`.
-        self._started = [self._pool.submit(_ready) for _ in range(count)]
-        self.count = count
+        for _ in range(count):
+            self._pool.submit(_ready)
 
     def submit(self, fn, /, *args, **kwargs):
         return self._pool.submit(_configured, _cache_settings(), functools.partial(fn, **kwargs), *args)
@@ -123,8 +123,8 @@ _STARTED_EARLY: dict[int, PinnedWorkers] = {}
 def start_early(preload: Sequence[str] = (), max_workers: int | None = None) -> None:
     """Start the workers that the next `pinned_workers(max_workers)` call returns now, each
     importing `preload` (the modules its tasks live in). A program calls this before its own
-    imports, so that the workers import while it does: on 2 cores the rate report's first
-    task then starts about 2 s sooner."""
+    imports, so that the workers import while it does rather than after it (the rate report:
+    `experiments.__main__`)."""
     count = _worker_count(max_workers)
     if count not in _STARTED_EARLY:
         _STARTED_EARLY[count] = PinnedWorkers(count, preload)

@@ -85,3 +85,43 @@ def test_workers_share_the_compilation_cache_of_their_parent(tmp_path):
     assert worker["compilation_cache"] == parent["directory"]
     (alone,) = run_cache_script("none")
     assert alone["compilation_cache"] is None
+
+
+# The rate report's order: the workers start (importing the report's modules) before the
+# parent has chosen its cache, which reaches them with each task.
+EARLY_SCRIPT = """
+import json, pathlib, sys
+from experiments import workers
+workers.start_early(("experiments.report",), max_workers=1)
+import jax
+import jax.numpy as jnp
+with workers.pinned_workers(max_workers=1) as pool:
+    if sys.argv[2] == "compiled first":
+        pool.submit(jnp.prod, jnp.arange(3.0)).result()
+    directory = workers.compilation_cache(sys.argv[1]) if sys.argv[1] != "none" else None
+    seen = pool.submit(workers.describe).result()
+    pool.submit(jnp.sum, jnp.arange(7.0)).result()          # compiles in the worker
+files = [] if directory is None else [p.name for p in pathlib.Path(directory).iterdir()]
+print(json.dumps({"directory": None if directory is None else str(directory), "worker": seen, "files": files}))
+"""
+
+
+def run_early_script(root: str, order: str = "cache first") -> dict:
+    done = subprocess.run([sys.executable, "-c", EARLY_SCRIPT, root, order], capture_output=True, text=True,
+                          check=True, timeout=300)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_workers_started_early_take_the_cache_chosen_after_them(tmp_path):
+    """`start_early` before `compilation_cache`: the worker reports the parent's directory and
+    what it compiles lands there, even after it compiled before the cache was chosen (a
+    changed cache setting is read again at the next compilation); without a cache, the
+    worker has none and nothing is written (the negative check)."""
+    found = run_early_script(str(tmp_path))
+    assert found["worker"]["compilation_cache"] == found["directory"] == str(tmp_path / workers.machine_key())
+    assert found["worker"]["pid"] != os.getpid() and found["worker"]["x64"]
+    assert found["files"], "the worker compiled a program but wrote nothing to the cache"
+    alone = run_early_script("none")
+    assert alone["worker"]["compilation_cache"] is None and alone["files"] == []
+    late = run_early_script(str(tmp_path / "late"), "compiled first")
+    assert late["worker"]["compilation_cache"] == late["directory"] and late["files"]
