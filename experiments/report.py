@@ -584,14 +584,9 @@ def _closing_figures(sweep, phase_diagram, hypergradient_checks) -> dict:
 
 
 def _figure_files(outcome: study.Outcome) -> dict:
-    """What `study.write` writes: the PNGs the workers drew during the run, in the order of
-    `regime_figures`, or the figures themselves for a result without them."""
-    drawn = outcome.result.drawn
-    if not drawn:
-        return regime_figures(outcome)
-    order = [*(group.file for group in groups(r.regime for r in outcome.result.regimes)), SWEEP_FIGURE,
-             BOUND_OVER_TRUTH_FIGURE, PHASE_FIGURE, hypergradients.FIGURE]
-    return {name: drawn[name] for name in order if name in drawn}
+    """What `study.write` writes: the PNGs the workers drew during the run, or the figures
+    themselves for a result without them."""
+    return outcome.result.drawn or regime_figures(outcome)
 
 
 def bound_over_truth_entries(regimes) -> list[dict]:
