@@ -5,9 +5,8 @@ minibatch's indices from the result (`uniform`): two Threefry-2x32 hashes a seed
 On the CPU, JAX lowers the hash's 20 rounds as a loop of five iterations (it compiles
 faster), so that inside a loop of small SGD steps each step runs two more loops of five
 iterations, each of several kernels, and waits on each. Written out as plain array
-operations, the rounds fuse into the kernels that use the indices: in the rate report's
-Monte Carlo runs (128 seeds, d = 5 to 10) a step took 6–10% less time
-(`docs/performance.md`).
+operations, the rounds fuse into the kernels that use the indices: the rate report's
+Monte Carlo runs (128 seeds, d = 5 to 10) took 5–9% less time (`docs/performance.md`).
 
 The same numbers, not new ones: `fold_in` and `uniform` return exactly what
 `jax.random.fold_in` and `jax.random.uniform(key, shape, jnp.float64)` return, for typed
